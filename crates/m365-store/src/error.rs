@@ -166,7 +166,7 @@ pub enum KeyError {
     /// No keyring is reachable, no key file exists, yet a cache database
     /// exists: its key is probably in the keyring this process cannot reach.
     #[error(
-        "the cache at {db} exists but its key is not reachable (OS keyring unavailable: {detail}; no key file at {key_file}). Make the keyring available, set M365_MCP_CACHE_KEY, or run `m365-mcp cache clear` to start a new cache"
+        "the cache at {db} exists but its key is not reachable (OS keyring unavailable: {detail}; no key file at {key_file}). Make the keyring available or set M365_MCP_CACHE_KEY; to start a new cache instead, move that file away (nothing is deleted for you)"
     )]
     KeyUnreachable {
         /// The existing database.

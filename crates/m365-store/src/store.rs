@@ -376,8 +376,9 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// Payload bytes held, as this process knows it; recomputed before any
-    /// cleanup acts, since other processes may write the same file.
+    /// Payload bytes held, as this process knows it ([`UNKNOWN_TOTAL`] until
+    /// the first write needs it); recomputed before any cleanup acts, since
+    /// other processes may write the same file.
     total_bytes: AtomicI64,
     /// Reads not yet written back: entry id → (last access ms, hits).
     access: Mutex<HashMap<i64, (i64, u64)>>,
@@ -392,6 +393,10 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+/// `total_bytes` before anything summed it: opening stays O(1) in the number
+/// of entries, and the first write pays for the sum.
+const UNKNOWN_TOTAL: i64 = i64::MIN;
 
 /// Writes back pending access times after this many distinct entries were read.
 const ACCESS_FLUSH_AT: usize = 1024;
@@ -485,11 +490,6 @@ impl Store {
             let pages = (max / 4096).max(1);
             writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         }
-        let total: i64 = writer.query_row(
-            "SELECT coalesce(sum(stored_bytes), 0) FROM entries",
-            [],
-            |r| r.get(0),
-        )?;
         let mut readers = Vec::with_capacity(config.readers.max(1));
         for _ in 0..config.readers.max(1) {
             readers.push(Mutex::new(db::open_connection(
@@ -505,7 +505,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
-                total_bytes: AtomicI64::new(total),
+                total_bytes: AtomicI64::new(UNKNOWN_TOTAL),
                 access: Mutex::new(HashMap::new()),
                 counters: Mutex::new(HashMap::new()),
             }),
@@ -557,10 +557,10 @@ impl Store {
             _ => Counter::Miss,
         };
         self.count(key.account_id(), key.resource_type(), counter, 1);
-        if let Some((id, entry)) = &found {
-            if entry.freshness != Freshness::Expired {
-                self.note_access(*id);
-            }
+        if let Some((id, entry)) = &found
+            && entry.freshness != Freshness::Expired
+        {
+            self.note_access(*id);
         }
         Ok(found.map(|(_, e)| e))
     }
@@ -701,6 +701,14 @@ impl Store {
         .map_err(classify)?;
         tx.commit().map_err(classify)?;
         let delta = stored.len() as i64 - previous.unwrap_or(0);
+        if self.inner.total_bytes.load(Ordering::Relaxed) == UNKNOWN_TOTAL {
+            let sum: i64 = conn.query_row(
+                "SELECT coalesce(sum(stored_bytes), 0) FROM entries",
+                [],
+                |r| r.get(0),
+            )?;
+            self.inner.total_bytes.store(sum - delta, Ordering::Relaxed);
+        }
         let total = self.inner.total_bytes.fetch_add(delta, Ordering::Relaxed) + delta;
         self.count(key.account_id(), key.resource_type(), Counter::Write, 1);
         if total as f64 > config.max_total_bytes as f64 * config.cleanup_threshold {
@@ -767,7 +775,7 @@ impl Store {
             }
             tx.commit().map_err(classify)?;
         }
-        self.inner.total_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.subtract_total(freed);
         let mut counters = lock(&self.inner.counters);
         for (account, resource, removed) in per_target {
             if removed > 0 {
@@ -831,7 +839,7 @@ impl Store {
         mut bump: impl FnMut(&mut Counters, u64),
     ) {
         let freed: i64 = rows.iter().map(|r| r.2).sum();
-        self.inner.total_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.subtract_total(freed);
         let mut counters = lock(&self.inner.counters);
         for (account, resource, _) in rows {
             bump(
@@ -864,7 +872,7 @@ impl Store {
         )?;
         tx.commit().map_err(classify)?;
         drop(conn);
-        self.inner.total_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.subtract_total(freed);
         lock(&self.inner.counters).retain(|(a, _), _| a != account_id);
         Ok(removed as u64)
     }
@@ -886,6 +894,16 @@ impl Store {
         lock(&self.inner.access).clear();
         Self::vacuum(&conn)?;
         Ok(removed as u64)
+    }
+
+    /// Lowers the known total after removals (no-op while it is unknown).
+    fn subtract_total(&self, freed: i64) {
+        let _ = self
+            .inner
+            .total_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                (t != UNKNOWN_TOTAL).then(|| (t - freed).max(0))
+            });
     }
 
     /// Counts a background refresh for stats.
@@ -989,9 +1007,7 @@ impl Store {
         };
         report.swept = swept.len() as u64;
         report.bytes_freed = swept.iter().map(|r| r.2 as u64).sum();
-        self.inner
-            .total_bytes
-            .fetch_sub(report.bytes_freed as i64, Ordering::Relaxed);
+        self.subtract_total(report.bytes_freed as i64);
         let capped = self.enforce_size_cap(&mut conn)?;
         report.evicted = capped.evicted;
         report.bytes_freed += capped.bytes_freed;
