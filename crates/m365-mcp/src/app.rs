@@ -1,0 +1,120 @@
+//! The running server's shared state: configuration, accounts, the Graph
+//! client, and the cache (when it could be opened).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use m365_graph::GraphClient;
+use m365_store::{KeyManager, OpenOutcome, Opened, Store, StoreConfig};
+
+use crate::accounts::AccountManager;
+use crate::config::ServerConfig;
+
+/// Whether responses are cached, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheState {
+    /// The encrypted cache is open.
+    Open,
+    /// `M365_MCP_CACHE_ENABLED=false`.
+    Disabled,
+    /// The cache could not be opened; every call goes to Graph.
+    Unavailable(String),
+}
+
+/// Shared state of one server process.
+pub struct App {
+    /// Configuration read at start.
+    pub config: ServerConfig,
+    /// Signed-in accounts and their tokens.
+    pub accounts: Arc<AccountManager>,
+    /// The Graph client (one per process; connections are reused).
+    pub graph: GraphClient,
+    /// The response cache, when open.
+    pub cache: Option<Store>,
+    /// Why there is no cache, if there is none.
+    pub cache_state: CacheState,
+    /// When the process started.
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("cache_state", &self.cache_state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens one encrypted file, reporting recoveries as warnings.
+pub fn open_store_file(
+    path: &std::path::Path,
+    key_db_hint: &std::path::Path,
+    config: &ServerConfig,
+) -> Result<Opened, String> {
+    let keys = KeyManager::from_env(config.paths.key_file(), key_db_hint.to_path_buf());
+    let opened =
+        m365_store::open_encrypted(StoreConfig::new(path), &keys).map_err(|e| e.to_string())?;
+    match &opened.outcome {
+        OpenOutcome::MovedAside { moved_to } => tracing::warn!(
+            moved_to = %moved_to.display(),
+            "a file that did not open with the key was moved aside; a new one was created"
+        ),
+        OpenOutcome::MigratedFromPlain { rows } => {
+            tracing::warn!(rows, path = %path.display(), "an unencrypted file was encrypted in place")
+        }
+        _ => {}
+    }
+    Ok(opened)
+}
+
+impl App {
+    /// Opens the accounts file and the cache, and builds the Graph client.
+    /// Neither file failing to open stops the server: accounts then live in
+    /// memory, and calls bypass the cache.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Arc<App>> {
+        let accounts_db = config.accounts_db();
+        let accounts_store = match open_store_file(&accounts_db, &accounts_db, &config) {
+            Ok(opened) => Some(opened.store),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the accounts file; sign-ins will last only for this process");
+                None
+            }
+        };
+        let (cache, cache_state) = if !config.cache_enabled {
+            (None, CacheState::Disabled)
+        } else {
+            match open_store_file(&config.paths.db_path, &config.paths.db_path, &config) {
+                Ok(opened) => (Some(opened.store), CacheState::Open),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the cache is unavailable; every call is answered from Graph");
+                    (None, CacheState::Unavailable(e))
+                }
+            }
+        };
+        let accounts = Arc::new(AccountManager::new(accounts_store, config.auth.clone()).await);
+        let graph = GraphClient::new(config.graph.clone(), accounts.clone())
+            .map_err(|e| anyhow::anyhow!("invalid Graph configuration: {e}"))?;
+        Ok(Arc::new(App {
+            config,
+            accounts,
+            graph,
+            cache,
+            cache_state,
+            started: Instant::now(),
+        }))
+    }
+
+    /// Purges everything cached for an account (sign-out).
+    pub fn purge_account_cache(&self, account_id: &str) -> u64 {
+        match &self.cache {
+            Some(store) => store.purge_account(account_id).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not purge the account's cache entries");
+                0
+            }),
+            None => 0,
+        }
+    }
+}
+
+/// The store type, re-exported for tools.
+pub type CacheStore = Store;

@@ -1,0 +1,57 @@
+//! Configuration from the environment, read once at start.
+//!
+//! Variable names are the Python server's where it had them, so existing
+//! client configurations keep working.
+
+use m365_graph::GraphConfig;
+use m365_graph::auth::AuthConfig;
+use m365_store::Paths;
+
+/// Everything the server reads from the environment.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory and cache path.
+    pub paths: Paths,
+    /// Graph base URL, retries, limits (`M365_MCP_GRAPH_URL`).
+    pub graph: GraphConfig,
+    /// Sign-in settings, or why they are missing (no `M365_MCP_CLIENT_ID`).
+    pub auth: Result<AuthConfig, String>,
+    /// `M365_MCP_CACHE_ENABLED` (default true): the global off switch.
+    pub cache_enabled: bool,
+    /// `M365_MCP_CACHE_WARMING` (default true).
+    pub warming: bool,
+}
+
+/// Reads a boolean variable: `false`, `0`, `no`, `off` are false; anything
+/// else set is true; unset is `default`.
+pub fn env_flag(name: &str, default: bool) -> bool {
+    match std::env::var(name) {
+        Ok(v) => !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "false" | "0" | "no" | "off"
+        ),
+        Err(_) => default,
+    }
+}
+
+impl ServerConfig {
+    /// Reads the configuration. Only a malformed value is an error; a
+    /// missing client id is reported when sign-in is attempted.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let paths = Paths::from_env()?;
+        let graph = GraphConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let auth = AuthConfig::from_env().map_err(|e| e.to_string());
+        Ok(ServerConfig {
+            paths,
+            graph,
+            auth,
+            cache_enabled: env_flag("M365_MCP_CACHE_ENABLED", true),
+            warming: env_flag("M365_MCP_CACHE_WARMING", true),
+        })
+    }
+
+    /// The encrypted file holding accounts and refresh tokens.
+    pub fn accounts_db(&self) -> std::path::PathBuf {
+        self.paths.data_dir.join("accounts.db")
+    }
+}

@@ -1,0 +1,124 @@
+//! The MCP face of the server: initialize, list tools, call tools — all
+//! answered from the tool registry — over stdio (default).
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+
+use crate::app::App;
+use crate::tools::Registry;
+
+/// What the server tells clients about itself at `initialize`.
+const INSTRUCTIONS: &str = "Microsoft 365 through Microsoft Graph: mail, calendar, contacts, OneDrive and search, \
+for one or more signed-in accounts. Call account_list first; pass account_id (id or username) to any account \
+tool when several accounts are signed in. Reads are served from an encrypted cache when fresh; results carry \
+_cache with status and age, and use_cache=false or force_refresh=true fetch from Graph. Tools that delete, \
+send or share anonymously require confirm=true.";
+
+/// An MCP server over one [`App`]. Cheap to clone (one per session).
+#[derive(Clone)]
+pub struct McpServer {
+    app: Arc<App>,
+    tools: Arc<Registry>,
+}
+
+impl McpServer {
+    /// A server for `app` with the full tool set.
+    pub fn new(app: Arc<App>) -> Self {
+        McpServer {
+            app,
+            tools: Arc::new(Registry::build()),
+        }
+    }
+
+    /// The shared state.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Serves MCP on stdin/stdout until the client closes stdin or the
+    /// process gets SIGINT/SIGTERM.
+    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+        let running = self
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| anyhow::anyhow!("MCP initialisation failed: {e}"))?;
+        let cancel = running.cancellation_token();
+        tokio::select! {
+            result = running.waiting() => {
+                result.map_err(|e| anyhow::anyhow!("MCP session ended with an error: {e}"))?;
+                tracing::info!("client closed the connection; shutting down");
+            }
+            signal = shutdown_signal() => {
+                tracing::info!(signal, "shutting down");
+                cancel.cancel();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, naming which.
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("m365-mcp", crate::VERSION)
+                    .with_title("Microsoft 365 (m365-mcp)"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.list()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.get(name).map(|t| t.to_tool())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(tool) = self.tools.get(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("Unknown tool: {}", crate::error::shorten(&request.name)),
+                None,
+            ));
+        };
+        Ok(tool.call(self.app.clone(), request.arguments).await.into())
+    }
+}

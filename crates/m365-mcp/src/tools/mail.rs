@@ -1,0 +1,334 @@
+//! Mail reads: messages in a folder, one message, mail folders.
+//!
+//! Answers are kept small by default: list items carry `bodyPreview`, full
+//! bodies come only when asked and are cut at `body_max_length` with a note
+//! saying how much was cut.
+
+use std::sync::Arc;
+
+use m365_graph::{RequestOptions, encode_segment, validate_id};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::args::{check_range, default_true};
+use super::{READ, ToolDef, ToolResult};
+use crate::app::App;
+
+/// Friendly folder names and the well-known names Graph uses for them.
+const WELL_KNOWN: &[(&str, &str)] = &[
+    ("inbox", "inbox"),
+    ("sent", "sentitems"),
+    ("sentitems", "sentitems"),
+    ("drafts", "drafts"),
+    ("deleted", "deleteditems"),
+    ("deleteditems", "deleteditems"),
+    ("junk", "junkemail"),
+    ("junkemail", "junkemail"),
+    ("archive", "archive"),
+    ("outbox", "outbox"),
+];
+
+/// The Graph path segment of a folder given by id or by (well-known) name.
+pub fn folder_segment(
+    folder: Option<&str>,
+    folder_id: Option<&str>,
+) -> Result<String, crate::ToolError> {
+    if let Some(id) = folder_id.map(str::trim).filter(|s| !s.is_empty()) {
+        return Ok(encode_segment(validate_id("folder_id", id)?));
+    }
+    let name = folder
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("inbox");
+    let lower = name.to_ascii_lowercase();
+    if let Some((_, graph_name)) = WELL_KNOWN.iter().find(|(k, _)| *k == lower) {
+        return Ok((*graph_name).to_string());
+    }
+    // Anything else is taken as a folder id, as Graph accepts either.
+    Ok(encode_segment(validate_id("folder", name)?))
+}
+
+const LIST_FIELDS: &str = "id,subject,from,toRecipients,receivedDateTime,hasAttachments,isRead,importance,\
+flag,categories,conversationId,parentFolderId,bodyPreview,webLink";
+const BODY_FIELDS: &str = ",ccRecipients,body";
+const FOLDER_FIELDS: &str =
+    "id,displayName,parentFolderId,childFolderCount,unreadItemCount,totalItemCount,isHidden";
+
+/// Parameters of `email_list`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailListParams {
+    /// Account id or username; optional when one account is signed in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Folder name: inbox, sent, drafts, deleted, junk, archive (or a folder id).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// Folder id (wins over `folder`).
+    #[serde(default)]
+    pub folder_id: Option<String>,
+    /// How many messages, newest first (1–200).
+    #[serde(default = "default_list_limit")]
+    pub limit: i64,
+    /// Include each message's full body (otherwise `bodyPreview` only).
+    #[serde(default)]
+    pub include_body: bool,
+    /// With include_body: cut each body after this many characters (100–500000).
+    #[serde(default = "default_list_body_max")]
+    pub body_max_length: i64,
+}
+
+fn default_list_limit() -> i64 {
+    10
+}
+fn default_list_body_max() -> i64 {
+    10_000
+}
+fn default_get_body_max() -> i64 {
+    50_000
+}
+fn default_folder_limit() -> i64 {
+    100
+}
+
+/// Parameters of `email_get`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailGetParams {
+    /// The message id.
+    pub email_id: String,
+    /// Account id or username; optional when one account is signed in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Include the body (as plain text).
+    #[serde(default = "default_true")]
+    pub include_body: bool,
+    /// Cut the body after this many characters (1–500000).
+    #[serde(default = "default_get_body_max")]
+    pub body_max_length: i64,
+    /// Include attachment names, sizes and types (not their content).
+    #[serde(default = "default_true")]
+    pub include_attachments: bool,
+}
+
+/// Parameters of `emailfolders_list`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FoldersListParams {
+    /// Account id or username; optional when one account is signed in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// List the children of this folder instead of the top level.
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
+    /// Include hidden folders.
+    #[serde(default)]
+    pub include_hidden: bool,
+    /// How many folders (1–250).
+    #[serde(default = "default_folder_limit")]
+    pub limit: i64,
+}
+
+/// Parameters of `emailfolders_get`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderGetParams {
+    /// Folder id or well-known name (inbox, sentitems, drafts, …).
+    pub folder_id: String,
+    /// Account id or username; optional when one account is signed in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+}
+
+/// The mail read tools.
+pub fn tools() -> Vec<ToolDef> {
+    vec![
+        ToolDef::new(
+            "email_list",
+            "List messages",
+            "email",
+            READ,
+            "List messages in a mail folder, newest first: sender, recipients, subject, date, read state, flag, \
+             categories and a body preview. Set include_body for full plain-text bodies (cut at body_max_length).",
+            email_list,
+        ),
+        ToolDef::new(
+            "email_get",
+            "Get a message",
+            "email",
+            READ,
+            "Get one message with its plain-text body (cut at body_max_length, saying how much was cut) and its \
+             attachments' names, sizes and types.",
+            email_get,
+        ),
+        ToolDef::new(
+            "emailfolders_list",
+            "List mail folders",
+            "emailfolders",
+            READ,
+            "List mail folders (top level, or the children of parent_folder_id) with unread and total counts.",
+            emailfolders_list,
+        ),
+        ToolDef::new(
+            "emailfolders_get",
+            "Get a mail folder",
+            "emailfolders",
+            READ,
+            "Get one mail folder by id or well-known name (inbox, sentitems, drafts, deleteditems, junkemail, \
+             archive) with its counts.",
+            emailfolders_get,
+        ),
+    ]
+}
+
+/// Cuts a message body's content at `max` characters, saying how much was cut.
+pub fn truncate_body(message: &mut Value, max: usize) {
+    let Some(body) = message.get_mut("body").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(content) = body.get("content").and_then(Value::as_str) else {
+        return;
+    };
+    let total = content.chars().count();
+    if total <= max {
+        return;
+    }
+    let kept: String = content.chars().take(max).collect();
+    body.insert(
+        "content".into(),
+        json!(format!(
+            "{kept}\n\n[Content truncated: {} of {total} characters shown]",
+            max
+        )),
+    );
+    body.insert("truncated".into(), json!(true));
+    body.insert("total_length".into(), json!(total));
+}
+
+async fn email_list(app: Arc<App>, p: EmailListParams) -> ToolResult {
+    let limit = check_range("limit", p.limit, 1, 200)?;
+    let body_max = check_range("body_max_length", p.body_max_length, 100, 500_000)?;
+    let account = app.accounts.resolve(p.account_id.as_deref())?;
+    let folder = folder_segment(p.folder.as_deref(), p.folder_id.as_deref())?;
+    let select = if p.include_body {
+        format!("{LIST_FIELDS}{BODY_FIELDS}")
+    } else {
+        LIST_FIELDS.to_string()
+    };
+    let top = limit.min(100).to_string();
+    let query = [
+        ("$top", top.as_str()),
+        ("$orderby", "receivedDateTime desc"),
+        ("$select", select.as_str()),
+    ];
+    let options = RequestOptions {
+        prefer_text_body: p.include_body,
+        ..RequestOptions::default()
+    };
+    let mut items = app
+        .graph
+        .get_paged_with(
+            &account.account_id,
+            &format!("/me/mailFolders/{folder}/messages"),
+            &query,
+            limit,
+            &options,
+        )
+        .await?;
+    for item in &mut items {
+        truncate_body(item, body_max);
+    }
+    Ok(json!({
+        "value": items,
+        "count": items.len(),
+        "folder": folder,
+        "account_id": account.account_id,
+    }))
+}
+
+async fn email_get(app: Arc<App>, p: EmailGetParams) -> ToolResult {
+    let body_max = check_range("body_max_length", p.body_max_length, 1, 500_000)?;
+    let id = encode_segment(validate_id("email_id", p.email_id.trim())?);
+    let account = app.accounts.resolve(p.account_id.as_deref())?;
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if p.include_attachments {
+        query.push((
+            "$expand",
+            "attachments($select=id,name,size,contentType,isInline)",
+        ));
+    }
+    let options = RequestOptions {
+        prefer_text_body: true,
+        ..RequestOptions::default()
+    };
+    let mut message = app
+        .graph
+        .get_with(
+            &account.account_id,
+            &format!("/me/messages/{id}"),
+            &query,
+            &options,
+        )
+        .await?;
+    if let Some(obj) = message.as_object_mut() {
+        obj.remove("@odata.context");
+        if !p.include_body {
+            obj.remove("body");
+        }
+        // Attachment content is fetched with email_get_attachment, never inline here.
+        if let Some(attachments) = obj.get_mut("attachments").and_then(Value::as_array_mut) {
+            for a in attachments {
+                if let Some(a) = a.as_object_mut() {
+                    a.remove("contentBytes");
+                }
+            }
+        }
+    }
+    truncate_body(&mut message, body_max);
+    Ok(message)
+}
+
+async fn emailfolders_list(app: Arc<App>, p: FoldersListParams) -> ToolResult {
+    let limit = check_range("limit", p.limit, 1, 250)?;
+    let account = app.accounts.resolve(p.account_id.as_deref())?;
+    let path = match p
+        .parent_folder_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(parent) => format!(
+            "/me/mailFolders/{}/childFolders",
+            encode_segment(validate_id("parent_folder_id", parent)?)
+        ),
+        None => "/me/mailFolders".to_string(),
+    };
+    let top = limit.min(100).to_string();
+    let mut query = vec![("$top", top.as_str()), ("$select", FOLDER_FIELDS)];
+    if p.include_hidden {
+        query.push(("includeHiddenFolders", "true"));
+    }
+    let folders = app
+        .graph
+        .get_paged(&account.account_id, &path, &query, limit)
+        .await?;
+    Ok(json!({ "value": folders, "count": folders.len(), "account_id": account.account_id }))
+}
+
+async fn emailfolders_get(app: Arc<App>, p: FolderGetParams) -> ToolResult {
+    let account = app.accounts.resolve(p.account_id.as_deref())?;
+    let folder = folder_segment(Some(&p.folder_id), None)?;
+    let mut value = app
+        .graph
+        .get(
+            &account.account_id,
+            &format!("/me/mailFolders/{folder}"),
+            &[],
+        )
+        .await?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("@odata.context");
+    }
+    Ok(value)
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole test suite the way CI does:
+# - a Python venv (.venv) with an independent SQLCipher (sqlcipher3) and the
+#   official MCP SDK, for the interoperability checks;
+# - a private D-Bus session with an unlocked gnome-keyring, so the key
+#   manager is tested against a real Secret Service (skipped, with a note,
+#   when gnome-keyring is not installed and this is not CI);
+# - cargo test over the workspace.
+# Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import sqlcipher3, mcp' 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check sqlcipher3-wheels mcp
+fi
+export M365_MCP_TEST_PYTHON="$PWD/.venv/bin/python"
+
+run_tests() {
+  cargo test --workspace "$@"
+}
+
+if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
+  export -f run_tests
+  # A throwaway keyring: its password only unlocks this session's collection.
+  dbus-run-session -- bash -c '
+    printf "m365-mcp-test" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    run_tests "$@"' run_tests "$@"
+else
+  echo "note: gnome-keyring or dbus-run-session is missing; Secret Service tests will skip" >&2
+  echo "      (Debian/Ubuntu: apt-get install gnome-keyring libsecret-tools dbus-x11)" >&2
+  run_tests "$@"
+fi
