@@ -8,7 +8,9 @@ use m365_graph::GraphClient;
 use m365_store::{KeyManager, OpenOutcome, Opened, Store, StoreConfig};
 
 use crate::accounts::AccountManager;
+use crate::cache::CacheRuntime;
 use crate::config::ServerConfig;
+use crate::tools::Registry;
 
 /// Whether responses are cached, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,12 @@ pub struct App {
     pub cache_state: CacheState,
     /// When the process started.
     pub started: Instant,
+    /// Every tool, by name (the worker runs refreshes through it).
+    pub tools: Arc<Registry>,
+    /// Single-flight gates, the worker's wake-up, warming progress.
+    pub cache_runtime: CacheRuntime,
+    worker_stop: tokio::sync::watch::Sender<bool>,
+    worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -94,6 +102,7 @@ impl App {
         let accounts = Arc::new(AccountManager::new(accounts_store, config.auth.clone()).await);
         let graph = GraphClient::new(config.graph.clone(), accounts.clone())
             .map_err(|e| anyhow::anyhow!("invalid Graph configuration: {e}"))?;
+        let (worker_stop, _) = tokio::sync::watch::channel(false);
         Ok(Arc::new(App {
             config,
             accounts,
@@ -101,7 +110,43 @@ impl App {
             cache,
             cache_state,
             started: Instant::now(),
+            tools: Arc::new(Registry::build()),
+            cache_runtime: CacheRuntime::default(),
+            worker_stop,
+            worker: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// Starts the background worker (refreshes, warming, maintenance) and
+    /// queues warming. Returns at once; nothing here delays a request.
+    pub fn start_background(self: &Arc<Self>) {
+        if self.cache.is_none() {
+            crate::cache::start_warming(self);
+            return;
+        }
+        let handle = tokio::spawn(crate::cache::run_worker(
+            self.clone(),
+            self.worker_stop.subscribe(),
+        ));
+        *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        crate::cache::start_warming(self);
+    }
+
+    /// Stops the worker, letting a running task finish (up to 10 s), and
+    /// writes pending statistics.
+    pub async fn shutdown(&self) {
+        let _ = self.worker_stop.send(true);
+        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle
+            && tokio::time::timeout(std::time::Duration::from_secs(10), handle)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the background worker did not stop in time");
+        }
+        if let Some(store) = &self.cache {
+            let _ = store.flush();
+        }
     }
 
     /// Purges everything cached for an account (sign-out).

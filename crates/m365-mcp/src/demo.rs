@@ -93,6 +93,8 @@ pub fn sandbox_env(
         ("M365_MCP_CACHE_KEY".into(), key.to_base64().to_string()),
         ("M365_MCP_KEYRING_SERVICE".into(), "m365-mcp-demo".into()),
         ("MCP_LOG_LEVEL".into(), "warn".into()),
+        // Warming would add background Graph calls to the counts the tour shows.
+        ("M365_MCP_CACHE_WARMING".into(), "false".into()),
     ]
 }
 

@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod cache;
 pub mod cache_cmd;
 pub mod config;
 pub mod demo;

@@ -31,8 +31,8 @@ impl McpServer {
     /// A server for `app` with the full tool set.
     pub fn new(app: Arc<App>) -> Self {
         McpServer {
+            tools: app.tools.clone(),
             app,
-            tools: Arc::new(Registry::build()),
         }
     }
 
@@ -44,11 +44,14 @@ impl McpServer {
     /// Serves MCP on stdin/stdout until the client closes stdin or the
     /// process gets SIGINT/SIGTERM.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
+        let app = self.app.clone();
         let running = self
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| anyhow::anyhow!("MCP initialisation failed: {e}"))?;
         let cancel = running.cancellation_token();
+        // Warming and refreshes start only now: initialize has been answered.
+        app.start_background();
         tokio::select! {
             result = running.waiting() => {
                 result.map_err(|e| anyhow::anyhow!("MCP session ended with an error: {e}"))?;
@@ -59,6 +62,7 @@ impl McpServer {
                 cancel.cancel();
             }
         }
+        app.shutdown().await;
         Ok(())
     }
 }

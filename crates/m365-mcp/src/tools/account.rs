@@ -31,7 +31,7 @@ const SIGN_IN: Hints = Hints {
 /// The account tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        ToolDef::new(
+        ToolDef::local(
             "account_list",
             "List signed-in accounts",
             "account",
@@ -41,7 +41,7 @@ pub fn tools() -> Vec<ToolDef> {
              it may be omitted when exactly one account is signed in.",
             list,
         ),
-        ToolDef::new(
+        ToolDef::local(
             "account_authenticate",
             "Start signing in an account",
             "account",
@@ -50,7 +50,7 @@ pub fn tools() -> Vec<ToolDef> {
              code; once they have signed in, call account_complete_auth with the returned _flow_cache handle.",
             authenticate,
         ),
-        ToolDef::new(
+        ToolDef::local(
             "account_complete_auth",
             "Finish signing in an account",
             "account",

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use m365_graph::{RequestOptions, encode_segment, validate_id};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::{check_range, default_true};
-use super::{READ, ToolDef, ToolResult};
+use super::{Cache, READ, ToolDef, ToolResult, no_deps};
 use crate::app::App;
+use m365_store::{AccountRecord, Dependencies};
 
 /// Friendly folder names and the well-known names Graph uses for them.
 const WELL_KNOWN: &[(&str, &str)] = &[
@@ -56,12 +57,9 @@ const FOLDER_FIELDS: &str =
     "id,displayName,parentFolderId,childFolderCount,unreadItemCount,totalItemCount,isHidden";
 
 /// Parameters of `email_list`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailListParams {
-    /// Account id or username; optional when one account is signed in.
-    #[serde(default)]
-    pub account_id: Option<String>,
     /// Folder name: inbox, sent, drafts, deleted, junk, archive (or a folder id).
     #[serde(default)]
     pub folder: Option<String>,
@@ -93,14 +91,11 @@ fn default_folder_limit() -> i64 {
 }
 
 /// Parameters of `email_get`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailGetParams {
     /// The message id.
     pub email_id: String,
-    /// Account id or username; optional when one account is signed in.
-    #[serde(default)]
-    pub account_id: Option<String>,
     /// Include the body (as plain text).
     #[serde(default = "default_true")]
     pub include_body: bool,
@@ -113,12 +108,9 @@ pub struct EmailGetParams {
 }
 
 /// Parameters of `emailfolders_list`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FoldersListParams {
-    /// Account id or username; optional when one account is signed in.
-    #[serde(default)]
-    pub account_id: Option<String>,
     /// List the children of this folder instead of the top level.
     #[serde(default)]
     pub parent_folder_id: Option<String>,
@@ -131,55 +123,89 @@ pub struct FoldersListParams {
 }
 
 /// Parameters of `emailfolders_get`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FolderGetParams {
     /// Folder id or well-known name (inbox, sentitems, drafts, …).
     pub folder_id: String,
-    /// Account id or username; optional when one account is signed in.
-    #[serde(default)]
-    pub account_id: Option<String>,
 }
 
 /// The mail read tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        ToolDef::new(
+        ToolDef::account(
             "email_list",
             "List messages",
             "email",
             READ,
+            Cache::Read { deps: list_deps },
             "List messages in a mail folder, newest first: sender, recipients, subject, date, read state, flag, \
              categories and a body preview. Set include_body for full plain-text bodies (cut at body_max_length).",
             email_list,
         ),
-        ToolDef::new(
+        ToolDef::account(
             "email_get",
             "Get a message",
             "email",
             READ,
+            Cache::Read { deps: get_deps },
             "Get one message with its plain-text body (cut at body_max_length, saying how much was cut) and its \
              attachments' names, sizes and types.",
             email_get,
         ),
-        ToolDef::new(
+        ToolDef::account(
             "emailfolders_list",
             "List mail folders",
             "emailfolders",
             READ,
+            Cache::Read { deps: no_deps },
             "List mail folders (top level, or the children of parent_folder_id) with unread and total counts.",
             emailfolders_list,
         ),
-        ToolDef::new(
+        ToolDef::account(
             "emailfolders_get",
             "Get a mail folder",
             "emailfolders",
             READ,
+            Cache::Read { deps: folder_deps },
             "Get one mail folder by id or well-known name (inbox, sentitems, drafts, deleteditems, junkemail, \
              archive) with its counts.",
             emailfolders_get,
         ),
     ]
+}
+
+/// An `email_list` entry depends on the folder it lists.
+fn list_deps(params: &serde_json::Value) -> Dependencies {
+    let folder = params["folder_id"]
+        .as_str()
+        .or(params["folder"].as_str())
+        .unwrap_or("inbox");
+    Dependencies::container(canonical_folder(folder))
+}
+
+/// An `email_get` entry shows one message.
+fn get_deps(params: &serde_json::Value) -> Dependencies {
+    Dependencies::item(params["email_id"].as_str().unwrap_or_default().trim())
+}
+
+/// An `emailfolders_get` entry shows one folder.
+fn folder_deps(params: &serde_json::Value) -> Dependencies {
+    Dependencies::item(canonical_folder(
+        params["folder_id"].as_str().unwrap_or_default(),
+    ))
+}
+
+/// The name a folder is known by in cache dependencies: Graph's well-known
+/// name for friendly names, the id otherwise. Writes use the same form.
+pub fn canonical_folder(folder: &str) -> String {
+    let trimmed = folder.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    WELL_KNOWN
+        .iter()
+        .find(|(k, _)| *k == lower)
+        .map(|(_, graph)| (*graph).to_string())
+        .unwrap_or_else(|| trimmed.to_string())
 }
 
 /// Cuts a message body's content at `max` characters, saying how much was cut.
@@ -206,10 +232,9 @@ pub fn truncate_body(message: &mut Value, max: usize) {
     body.insert("total_length".into(), json!(total));
 }
 
-async fn email_list(app: Arc<App>, p: EmailListParams) -> ToolResult {
+async fn email_list(app: Arc<App>, account: AccountRecord, p: EmailListParams) -> ToolResult {
     let limit = check_range("limit", p.limit, 1, 200)?;
     let body_max = check_range("body_max_length", p.body_max_length, 100, 500_000)?;
-    let account = app.accounts.resolve(p.account_id.as_deref())?;
     let folder = folder_segment(p.folder.as_deref(), p.folder_id.as_deref())?;
     let select = if p.include_body {
         format!("{LIST_FIELDS}{BODY_FIELDS}")
@@ -247,10 +272,9 @@ async fn email_list(app: Arc<App>, p: EmailListParams) -> ToolResult {
     }))
 }
 
-async fn email_get(app: Arc<App>, p: EmailGetParams) -> ToolResult {
+async fn email_get(app: Arc<App>, account: AccountRecord, p: EmailGetParams) -> ToolResult {
     let body_max = check_range("body_max_length", p.body_max_length, 1, 500_000)?;
     let id = encode_segment(validate_id("email_id", p.email_id.trim())?);
-    let account = app.accounts.resolve(p.account_id.as_deref())?;
     let mut query: Vec<(&str, &str)> = Vec::new();
     if p.include_attachments {
         query.push((
@@ -289,9 +313,12 @@ async fn email_get(app: Arc<App>, p: EmailGetParams) -> ToolResult {
     Ok(message)
 }
 
-async fn emailfolders_list(app: Arc<App>, p: FoldersListParams) -> ToolResult {
+async fn emailfolders_list(
+    app: Arc<App>,
+    account: AccountRecord,
+    p: FoldersListParams,
+) -> ToolResult {
     let limit = check_range("limit", p.limit, 1, 250)?;
-    let account = app.accounts.resolve(p.account_id.as_deref())?;
     let path = match p
         .parent_folder_id
         .as_deref()
@@ -316,8 +343,7 @@ async fn emailfolders_list(app: Arc<App>, p: FoldersListParams) -> ToolResult {
     Ok(json!({ "value": folders, "count": folders.len(), "account_id": account.account_id }))
 }
 
-async fn emailfolders_get(app: Arc<App>, p: FolderGetParams) -> ToolResult {
-    let account = app.accounts.resolve(p.account_id.as_deref())?;
+async fn emailfolders_get(app: Arc<App>, account: AccountRecord, p: FolderGetParams) -> ToolResult {
     let folder = folder_segment(Some(&p.folder_id), None)?;
     let mut value = app
         .graph

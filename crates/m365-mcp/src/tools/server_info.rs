@@ -9,7 +9,7 @@ use crate::app::{App, CacheState};
 
 /// The server tools.
 pub fn tools() -> Vec<ToolDef> {
-    vec![ToolDef::new(
+    vec![ToolDef::local(
         "server_get_version",
         "Server version",
         "server",

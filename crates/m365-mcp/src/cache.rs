@@ -1,0 +1,507 @@
+//! The cache layer around tool handlers: reads served from the encrypted
+//! store (fresh → as is, stale → at once with one background refresh,
+//! expired → fetched, or served stale if Graph fails), single-flight for
+//! identical cold reads, precise invalidation after writes, and the
+//! background worker that runs refreshes and warming from the persistent
+//! task queue.
+//!
+//! Nothing here knows a tool by name: tools declare their behaviour in the
+//! registry, and this module applies it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use m365_store::{
+    AccountRecord, CachedEntry, Dependencies, EntryKey, Freshness, Invalidation, NewTask,
+    TaskStatus,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::ToolError;
+use crate::tools::{ErasedHandler, Target, ToolResult};
+
+/// Priority of a stale-while-revalidate refresh (1 first … 10 last).
+pub const PRIORITY_REFRESH: i64 = 3;
+/// Priority of an on-demand refresh (`cache_task_enqueue`).
+pub const PRIORITY_ENQUEUED: i64 = 4;
+/// Priority of warming tasks.
+pub const PRIORITY_WARMING: i64 = 6;
+
+/// `use_cache` and `force_refresh` of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadFlags {
+    /// Read and write the cache (false: neither).
+    pub use_cache: bool,
+    /// Skip the read, still write.
+    pub force_refresh: bool,
+}
+
+impl Default for ReadFlags {
+    fn default() -> Self {
+        ReadFlags {
+            use_cache: true,
+            force_refresh: false,
+        }
+    }
+}
+
+/// What warming has done so far.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WarmingStatus {
+    /// Warming is on (`M365_MCP_CACHE_WARMING`) and the cache is open.
+    pub enabled: bool,
+    /// Tasks are still queued or running.
+    pub is_warming: bool,
+    /// Operations planned.
+    pub operations_total: u64,
+    /// Completed.
+    pub operations_completed: u64,
+    /// Skipped because the entry was already fresh.
+    pub operations_skipped: u64,
+    /// Failed after their retries.
+    pub operations_failed: u64,
+    /// completed + skipped + failed over total, in percent.
+    pub progress_percent: f64,
+    /// When warming started (RFC 3339).
+    pub started_at: Option<String>,
+    /// When the last operation finished (RFC 3339).
+    pub completed_at: Option<String>,
+    /// Why warming is off, when it is.
+    pub status: Option<String>,
+}
+
+/// In-process state of the cache layer.
+#[derive(Default)]
+pub struct CacheRuntime {
+    /// One gate per key being fetched: identical cold reads wait for the
+    /// first instead of calling Graph themselves.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Wakes the worker when a task is enqueued.
+    pub(crate) wake: tokio::sync::Notify,
+    /// Warming progress.
+    pub(crate) warming: Mutex<WarmingStatus>,
+    /// Task ids that belong to warming.
+    pub(crate) warming_tasks: Mutex<std::collections::HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CacheRuntime {
+    fn gate(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.gates)
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn release(&self, key: &str, gate: &Arc<tokio::sync::Mutex<()>>) {
+        let mut gates = lock(&self.gates);
+        // Only the map and this caller hold it: nobody is waiting.
+        if Arc::strong_count(gate) <= 2 {
+            gates.remove(key);
+        }
+    }
+}
+
+/// RFC 3339 of a time in ms since the epoch.
+pub fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn annotate(value: &mut Value, meta: Value) {
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("_cache".into(), meta);
+    }
+}
+
+fn from_entry(entry: &CachedEntry, status: &str) -> Result<Value, ToolError> {
+    let mut value: Value = serde_json::from_slice(&entry.payload).map_err(|e| {
+        ToolError::Unavailable(format!(
+            "a cached entry could not be read ({e}); retry with use_cache=false"
+        ))
+    })?;
+    let now = m365_store::now_ms();
+    annotate(
+        &mut value,
+        json!({
+            "status": status,
+            "cached_at": rfc3339_ms(entry.created_at_ms),
+            "age_seconds": entry.age_seconds(now),
+        }),
+    );
+    Ok(value)
+}
+
+/// A cached read (see the module docs).
+pub async fn cached_read(
+    app: &Arc<App>,
+    tool: &'static str,
+    account: &AccountRecord,
+    canonical: Value,
+    deps: fn(&Value) -> Dependencies,
+    flags: ReadFlags,
+    handler: ErasedHandler,
+) -> ToolResult {
+    let Some(store) = app.cache.as_ref().filter(|_| flags.use_cache) else {
+        let mut value = handler(app.clone(), account.clone(), canonical).await?;
+        annotate(&mut value, json!({"status": "bypass"}));
+        return Ok(value);
+    };
+    let key = EntryKey::new(&account.account_id, tool, &canonical);
+    if !flags.force_refresh {
+        // An uncounted peek first, so a call that waits for another's fetch
+        // below counts once (as the hit it turns out to be), not twice.
+        match store.freshness(&key) {
+            Ok(Some(Freshness::Fresh | Freshness::Stale)) => match store.get(&key) {
+                Ok(Some(entry)) if entry.freshness == Freshness::Fresh => {
+                    return from_entry(&entry, "fresh");
+                }
+                Ok(Some(entry)) if entry.freshness == Freshness::Stale => {
+                    schedule_refresh(app, tool, &account.account_id, &canonical);
+                    return from_entry(&entry, "stale");
+                }
+                _ => {}
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cache read failed; asking Graph"),
+        }
+    }
+    let gate = app.cache_runtime.gate(key.as_str());
+    let result = async {
+        let _turn = gate.lock().await;
+        let mut expired = None;
+        if !flags.force_refresh {
+            match store.get(&key) {
+                Ok(Some(entry)) if entry.freshness == Freshness::Fresh => return from_entry(&entry, "fresh"),
+                Ok(Some(entry)) if entry.freshness == Freshness::Stale => {
+                    schedule_refresh(app, tool, &account.account_id, &canonical);
+                    return from_entry(&entry, "stale");
+                }
+                Ok(Some(entry)) => expired = Some(entry),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cache read failed; asking Graph"),
+            }
+        }
+        match handler(app.clone(), account.clone(), canonical.clone()).await {
+            Ok(mut value) => {
+                store_value(app, &key, deps(&canonical), &value);
+                annotate(
+                    &mut value,
+                    json!({"status": "miss", "cached_at": rfc3339_ms(m365_store::now_ms()), "age_seconds": 0}),
+                );
+                Ok(value)
+            }
+            Err(error) => match expired {
+                // Stale-if-error: an old answer beats no answer, and says so.
+                Some(entry) if matches!(error, ToolError::Graph(_)) => {
+                    let mut value = from_entry(&entry, "stale")?;
+                    if let Some(meta) = value.get_mut("_cache").and_then(Value::as_object_mut) {
+                        meta.insert("error".into(), json!(error.to_string()));
+                    }
+                    Ok(value)
+                }
+                _ => Err(error),
+            },
+        }
+    }
+    .await;
+    app.cache_runtime.release(key.as_str(), &gate);
+    result
+}
+
+fn store_value(app: &App, key: &EntryKey, deps: Dependencies, value: &Value) {
+    let Some(store) = app.cache.as_ref() else {
+        return;
+    };
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            if let Err(e) = store.set(key, &deps, &bytes) {
+                tracing::warn!(error = %e, resource = key.resource_type(), "result not cached");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "result not cached"),
+    }
+}
+
+/// Runs a cached read's handler and stores the result (background refresh,
+/// warming, `cache_task_enqueue`).
+pub async fn refresh_entry(
+    app: &Arc<App>,
+    tool: &'static str,
+    account: &AccountRecord,
+    canonical: Value,
+    deps: fn(&Value) -> Dependencies,
+    handler: ErasedHandler,
+) -> ToolResult {
+    let key = EntryKey::new(&account.account_id, tool, &canonical);
+    let gate = app.cache_runtime.gate(key.as_str());
+    let result = async {
+        let _turn = gate.lock().await;
+        let value = handler(app.clone(), account.clone(), canonical.clone()).await?;
+        store_value(app, &key, deps(&canonical), &value);
+        if let Some(store) = &app.cache {
+            store.record_refresh(&account.account_id, tool);
+        }
+        Ok(json!({"refreshed": tool, "cache_key": key.as_str()}))
+    }
+    .await;
+    app.cache_runtime.release(key.as_str(), &gate);
+    result
+}
+
+/// Queues one background refresh of an entry; identical pending refreshes
+/// are de-duplicated by the queue, so many stale readers cause one refresh.
+pub fn schedule_refresh(app: &App, tool: &str, account_id: &str, canonical: &Value) {
+    let Some(store) = &app.cache else { return };
+    let task = NewTask {
+        priority: PRIORITY_REFRESH,
+        ..NewTask::new(account_id, tool, canonical.clone())
+    };
+    match store.enqueue_task(&task) {
+        Ok(_) => app.cache_runtime.wake.notify_one(),
+        Err(e) => tracing::warn!(error = %e, "could not queue a background refresh"),
+    }
+}
+
+/// Removes what a write changed, in the same call, before it answers.
+pub fn invalidate(app: &App, account_id: &str, tool: &str, targets: Vec<Target>) {
+    let Some(store) = &app.cache else { return };
+    if targets.is_empty() {
+        return;
+    }
+    let targets: Vec<Invalidation> = targets
+        .into_iter()
+        .map(|t| Invalidation::new(account_id, t.resource, t.scope))
+        .collect();
+    if let Err(e) = store.invalidate(&targets, tool) {
+        // Failing to invalidate must not leave stale data served as fresh:
+        // drop everything of the affected resource types instead.
+        tracing::warn!(error = %e, "precise invalidation failed; invalidating the resource types");
+        for t in &targets {
+            let _ = store.invalidate(
+                &[Invalidation::new(
+                    account_id,
+                    &t.resource_type,
+                    m365_store::Scope::All,
+                )],
+                tool,
+            );
+        }
+    }
+}
+
+/// Backoff before retry `attempt` (1-based): 1, 2, 4 s, jittered ±25 %.
+fn retry_backoff(attempt: u32) -> Duration {
+    let base = 1000u64 << attempt.saturating_sub(1).min(4);
+    let jitter = rand::random_range(0..=base / 2);
+    Duration::from_millis(base * 3 / 4 + jitter)
+}
+
+/// How long a task may stay `running` before the reaper assumes its worker
+/// died (`M365_MCP_TASK_STALL_SECONDS`, default 120).
+fn stall_after() -> Duration {
+    std::env::var("M365_MCP_TASK_STALL_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(120))
+}
+
+/// Finished tasks kept for `cache_task_list`.
+const KEEP_FINISHED_TASKS: u64 = 500;
+
+/// The background worker: claims tasks from the persistent queue and runs
+/// them until `stop` fires. Also reaps tasks a crashed worker left running,
+/// prunes finished tasks and runs store maintenance.
+pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(store) = app.cache.clone() else {
+        return;
+    };
+    let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(3600);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if last_housekeeping.elapsed() > Duration::from_secs(60) {
+            last_housekeeping = std::time::Instant::now();
+            let store = store.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(n) = store.reap_stuck_tasks(stall_after())
+                    && n > 0
+                {
+                    tracing::warn!(tasks = n, "re-queued tasks a stopped worker left running");
+                }
+                let _ = store.prune_tasks(KEEP_FINISHED_TASKS);
+                if let Err(e) = store.maintain() {
+                    tracing::warn!(error = %e, "cache maintenance failed");
+                }
+            })
+            .await;
+        }
+        let claimed = store.claim_task();
+        let task = match claimed {
+            Ok(Some(task)) => task,
+            Ok(None) => {
+                tokio::select! {
+                    _ = app.cache_runtime.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a task");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        let outcome = run_task(&app, &task.account_id, &task.operation, &task.params_json).await;
+        let warming = lock(&app.cache_runtime.warming_tasks).contains(&task.task_id);
+        match outcome {
+            Ok(result) => {
+                let _ = store.complete_task(&task.task_id, &result);
+                if warming {
+                    warming_progress(&app, &task.task_id, |w| w.operations_completed += 1);
+                }
+            }
+            Err(error) => {
+                let status = store
+                    .fail_task(
+                        &task.task_id,
+                        &error.to_string(),
+                        retry_backoff(task.attempts),
+                    )
+                    .unwrap_or(TaskStatus::Failed);
+                tracing::info!(operation = %task.operation, attempt = task.attempts, ?status, "background task failed");
+                if warming && status == TaskStatus::Failed {
+                    warming_progress(&app, &task.task_id, |w| w.operations_failed += 1);
+                }
+            }
+        }
+    }
+}
+
+async fn run_task(
+    app: &Arc<App>,
+    account_id: &str,
+    operation: &str,
+    params_json: &str,
+) -> ToolResult {
+    let tool = app
+        .tools
+        .get(operation)
+        .ok_or_else(|| ToolError::Unavailable(format!("unknown operation {operation}")))?;
+    let account = app.accounts.resolve(Some(account_id))?;
+    let canonical: Value = serde_json::from_str(params_json)
+        .map_err(|e| ToolError::Unavailable(format!("stored parameters are not JSON: {e}")))?;
+    tool.refresh(app.clone(), account, canonical).await
+}
+
+fn warming_progress(app: &App, task_id: &str, bump: impl FnOnce(&mut WarmingStatus)) {
+    lock(&app.cache_runtime.warming_tasks).remove(task_id);
+    let remaining = lock(&app.cache_runtime.warming_tasks).len();
+    let mut w = lock(&app.cache_runtime.warming);
+    bump(&mut w);
+    finish_progress(&mut w, remaining);
+}
+
+fn finish_progress(w: &mut WarmingStatus, remaining: usize) {
+    let done = w.operations_completed + w.operations_skipped + w.operations_failed;
+    w.progress_percent = if w.operations_total == 0 {
+        100.0
+    } else {
+        ((done as f64 / w.operations_total as f64) * 1000.0).round() / 10.0
+    };
+    w.is_warming = remaining > 0;
+    if remaining == 0 {
+        w.completed_at = Some(rfc3339_ms(m365_store::now_ms()));
+    }
+}
+
+/// What warming fills, in priority order, with the parameters of a user's
+/// default call so that the user's first call is a fresh hit.
+pub const WARMING_PLAN: &[(&str, &str)] = &[
+    ("emailfolders_get_tree", "{}"),
+    ("email_list", "{}"),
+    ("folder_get_tree", "{}"),
+    ("contact_list", "{}"),
+    ("calendar_list_events", "{}"),
+];
+
+/// Queues warming for every signed-in account (skipping what is fresh), and
+/// returns at once: the worker does the rest in the background.
+pub fn start_warming(app: &Arc<App>) {
+    let mut status = WarmingStatus {
+        enabled: app.config.warming && app.cache.is_some(),
+        ..WarmingStatus::default()
+    };
+    let Some(store) = app.cache.as_ref().filter(|_| app.config.warming) else {
+        status.status = Some(if app.cache.is_none() {
+            "Cache warming is off: the cache is not open.".into()
+        } else {
+            "Cache warming is off (M365_MCP_CACHE_WARMING=false).".into()
+        });
+        *lock(&app.cache_runtime.warming) = status;
+        return;
+    };
+    status.started_at = Some(rfc3339_ms(m365_store::now_ms()));
+    let accounts = app.accounts.list().unwrap_or_default();
+    let mut queued = Vec::new();
+    for (position, (operation, params)) in WARMING_PLAN.iter().enumerate() {
+        let Some(tool) = app.tools.get(operation) else {
+            continue;
+        };
+        let Ok(canonical) = serde_json::from_str::<Value>(params)
+            .map_err(|_| ())
+            .and_then(|v| tool.canonical_params(v).map_err(|_| ()))
+        else {
+            continue;
+        };
+        for account in &accounts {
+            status.operations_total += 1;
+            let key = EntryKey::new(&account.account_id, operation, &canonical);
+            if matches!(store.freshness(&key), Ok(Some(Freshness::Fresh))) {
+                status.operations_skipped += 1;
+                continue;
+            }
+            let task = NewTask {
+                // Earlier plan steps first; all after user-driven refreshes.
+                priority: (PRIORITY_WARMING + position as i64).min(10),
+                ..NewTask::new(&account.account_id, operation, canonical.clone())
+            };
+            match store.enqueue_task(&task) {
+                Ok(enqueued) => queued.push(enqueued.task_id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not queue warming");
+                    status.operations_failed += 1;
+                }
+            }
+        }
+    }
+    let remaining = queued.len();
+    lock(&app.cache_runtime.warming_tasks).extend(queued);
+    finish_progress(&mut status, remaining);
+    tracing::info!(
+        operations = status.operations_total,
+        skipped = status.operations_skipped,
+        "cache warming queued"
+    );
+    *lock(&app.cache_runtime.warming) = status;
+    app.cache_runtime.wake.notify_one();
+}
+
+/// A snapshot of warming progress.
+pub fn warming_status(app: &App) -> WarmingStatus {
+    lock(&app.cache_runtime.warming).clone()
+}
