@@ -149,7 +149,7 @@ pub async fn cached_read(
     tool: &'static str,
     account: &AccountRecord,
     canonical: Value,
-    deps: fn(&Value) -> Dependencies,
+    deps: fn(&Value, &Value) -> Dependencies,
     flags: ReadFlags,
     handler: ErasedHandler,
 ) -> ToolResult {
@@ -195,7 +195,7 @@ pub async fn cached_read(
         }
         match handler(app.clone(), account.clone(), canonical.clone()).await {
             Ok(mut value) => {
-                store_value(app, &key, deps(&canonical), &value);
+                store_value(app, &key, deps(&canonical, &value), &value);
                 annotate(
                     &mut value,
                     json!({"status": "miss", "cached_at": rfc3339_ms(m365_store::now_ms()), "age_seconds": 0}),
@@ -241,7 +241,7 @@ pub async fn refresh_entry(
     tool: &'static str,
     account: &AccountRecord,
     canonical: Value,
-    deps: fn(&Value) -> Dependencies,
+    deps: fn(&Value, &Value) -> Dependencies,
     handler: ErasedHandler,
 ) -> ToolResult {
     let key = EntryKey::new(&account.account_id, tool, &canonical);
@@ -249,7 +249,7 @@ pub async fn refresh_entry(
     let result = async {
         let _turn = gate.lock().await;
         let value = handler(app.clone(), account.clone(), canonical.clone()).await?;
-        store_value(app, &key, deps(&canonical), &value);
+        store_value(app, &key, deps(&canonical, &value), &value);
         if let Some(store) = &app.cache {
             store.record_refresh(&account.account_id, tool);
         }

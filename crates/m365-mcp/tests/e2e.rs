@@ -251,13 +251,17 @@ async fn throttling_and_outages_are_absorbed_and_a_dead_graph_is_a_clear_error()
         tasks.push(tokio::spawn(async move {
             let mut failures = Vec::new();
             for i in 0..25 {
+                // use_cache=false: every call must get through the faults to Graph.
                 let (tool, args) = if i % 2 == 0 {
                     (
                         "emailfolders_get",
-                        json!({"account_id": user, "folder_id": "inbox"}),
+                        json!({"account_id": user, "folder_id": "inbox", "use_cache": false}),
                     )
                 } else {
-                    ("email_list", json!({"account_id": user, "limit": 3}))
+                    (
+                        "email_list",
+                        json!({"account_id": user, "limit": 3, "use_cache": false}),
+                    )
                 };
                 let (value, err, _) = call(&client, tool, args).await.unwrap();
                 if err {

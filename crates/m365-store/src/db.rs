@@ -226,8 +226,6 @@ CREATE TABLE entries (
     account_id    TEXT    NOT NULL,
     resource_type TEXT    NOT NULL,
     params_json   TEXT    NOT NULL,
-    item_id       TEXT,
-    container_id  TEXT,
     payload       BLOB    NOT NULL,
     encoding      INTEGER NOT NULL,
     stored_bytes  INTEGER NOT NULL,
@@ -239,12 +237,20 @@ CREATE TABLE entries (
     hit_count     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX entries_account_resource ON entries(account_id, resource_type);
-CREATE INDEX entries_item ON entries(account_id, item_id) WHERE item_id IS NOT NULL;
-CREATE INDEX entries_container ON entries(account_id, container_id) WHERE container_id IS NOT NULL;
 CREATE INDEX entries_expires ON entries(expires_at);
 CREATE INDEX entries_accessed ON entries(accessed_at);
 -- Lets the size total be summed from a small covering index, not the payload pages.
 CREATE INDEX entries_size ON entries(stored_bytes);
+
+-- The ids an entry depends on (the item it shows, the items it lists, the
+-- container it lists), so a write removes exactly the entries it changed.
+CREATE TABLE entry_tags (
+    entry_id   INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+    account_id TEXT    NOT NULL,
+    tag        TEXT    NOT NULL,
+    PRIMARY KEY (entry_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX entry_tags_lookup ON entry_tags(account_id, tag);
 
 CREATE TABLE stats (
     account_id     TEXT    NOT NULL,

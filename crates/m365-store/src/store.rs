@@ -160,14 +160,20 @@ pub fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// The ids a write can touch, kept in indexed columns so a write invalidates
+/// The ids an entry depends on — the item it shows, the items it lists, the
+/// container it lists — kept in an indexed table so that a write removes
 /// exactly the entries that depend on what it changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dependencies {
-    /// The item the entry shows (message, event, contact, drive item …).
-    pub item_id: Option<String>,
-    /// The container whose listing the entry is (mail folder, drive folder …).
-    pub container_id: Option<String>,
+    tags: Vec<String>,
+}
+
+fn item_tag(id: &str) -> String {
+    format!("item:{id}")
+}
+
+fn container_tag(id: &str) -> String {
+    format!("container:{id}")
 }
 
 impl Dependencies {
@@ -175,19 +181,41 @@ impl Dependencies {
     pub fn none() -> Self {
         Self::default()
     }
-    /// The entry shows one item.
-    pub fn item(id: impl Into<String>) -> Self {
-        Dependencies {
-            item_id: Some(id.into()),
-            container_id: None,
-        }
+    /// The entry shows (or lists) one item.
+    pub fn item(id: impl AsRef<str>) -> Self {
+        Self::none().with_item(id)
     }
     /// The entry lists one container.
-    pub fn container(id: impl Into<String>) -> Self {
-        Dependencies {
-            item_id: None,
-            container_id: Some(id.into()),
+    pub fn container(id: impl AsRef<str>) -> Self {
+        Self::none().with_container(id)
+    }
+    /// Adds an item the entry shows or lists.
+    pub fn with_item(mut self, id: impl AsRef<str>) -> Self {
+        let tag = item_tag(id.as_ref());
+        if !id.as_ref().is_empty() && !self.tags.contains(&tag) {
+            self.tags.push(tag);
         }
+        self
+    }
+    /// Adds a container the entry lists.
+    pub fn with_container(mut self, id: impl AsRef<str>) -> Self {
+        let tag = container_tag(id.as_ref());
+        if !id.as_ref().is_empty() && !self.tags.contains(&tag) {
+            self.tags.push(tag);
+        }
+        self
+    }
+    /// Adds every item of a list.
+    pub fn with_items<I, S>(self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ids.into_iter().fold(self, |deps, id| deps.with_item(id))
+    }
+    /// The stored form.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
     }
 }
 
@@ -230,7 +258,7 @@ impl CachedEntry {
 pub enum Scope {
     /// Every entry of the resource type.
     All,
-    /// Entries showing this item.
+    /// Entries that show or list this item.
     Item(String),
     /// Entries listing this container.
     Container(String),
@@ -670,26 +698,24 @@ impl Store {
             .prepare_cached("SELECT stored_bytes FROM entries WHERE cache_key = ?1")?
             .query_row([key.as_str()], |r| r.get(0))
             .optional()?;
-        tx.prepare_cached(
-            "INSERT INTO entries (cache_key, account_id, resource_type, params_json, item_id, container_id,
+        let entry_id: i64 = tx.prepare_cached(
+            "INSERT INTO entries (cache_key, account_id, resource_type, params_json,
                                   payload, encoding, stored_bytes, raw_bytes, created_at, fresh_until, expires_at,
                                   accessed_at, hit_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?11, 0)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?9, 0)
              ON CONFLICT(cache_key) DO UPDATE SET
-                params_json = excluded.params_json, item_id = excluded.item_id,
-                container_id = excluded.container_id, payload = excluded.payload,
+                params_json = excluded.params_json, payload = excluded.payload,
                 encoding = excluded.encoding, stored_bytes = excluded.stored_bytes,
                 raw_bytes = excluded.raw_bytes, created_at = excluded.created_at,
                 fresh_until = excluded.fresh_until, expires_at = excluded.expires_at,
-                accessed_at = excluded.accessed_at",
+                accessed_at = excluded.accessed_at
+             RETURNING id",
         )?
-        .execute(params![
+        .query_row(params![
             key.as_str(),
             key.account_id(),
             key.resource_type(),
             key.params_json(),
-            deps.item_id,
-            deps.container_id,
             stored,
             encoding,
             stored.len() as i64,
@@ -697,8 +723,22 @@ impl Store {
             now,
             fresh_until,
             expires_at,
-        ])
+        ], |r| r.get::<_, i64>(0))
         .map_err(classify)?;
+        if previous.is_some() {
+            tx.prepare_cached("DELETE FROM entry_tags WHERE entry_id = ?1")?
+                .execute([entry_id])
+                .map_err(classify)?;
+        }
+        {
+            let mut tag = tx.prepare_cached(
+                "INSERT OR IGNORE INTO entry_tags (entry_id, account_id, tag) VALUES (?1, ?2, ?3)",
+            )?;
+            for t in deps.tags() {
+                tag.execute(params![entry_id, key.account_id(), t])
+                    .map_err(classify)?;
+            }
+        }
         tx.commit().map_err(classify)?;
         let delta = stored.len() as i64 - previous.unwrap_or(0);
         if self.inner.total_bytes.load(Ordering::Relaxed) == UNKNOWN_TOTAL {
@@ -739,12 +779,16 @@ impl Store {
                         None,
                     ),
                     Scope::Item(id) => (
-                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 AND item_id = ?3 RETURNING stored_bytes",
-                        Some(id.as_str()),
+                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 AND id IN
+                            (SELECT entry_id FROM entry_tags WHERE account_id = ?1 AND tag = ?3)
+                         RETURNING stored_bytes",
+                        Some(item_tag(id)),
                     ),
                     Scope::Container(id) => (
-                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 AND container_id = ?3 RETURNING stored_bytes",
-                        Some(id.as_str()),
+                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 AND id IN
+                            (SELECT entry_id FROM entry_tags WHERE account_id = ?1 AND tag = ?3)
+                         RETURNING stored_bytes",
+                        Some(container_tag(id)),
                     ),
                 };
                 let mut stmt = tx.prepare_cached(sql)?;

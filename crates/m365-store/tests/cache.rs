@@ -193,6 +193,78 @@ fn invalidation_is_precise_by_item_container_and_account() {
 }
 
 #[test]
+fn a_list_depends_on_every_item_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &CacheKey::generate());
+    let inbox = EntryKey::new(ACCOUNT, "email_list", &json!({"folder": "inbox"}));
+    let archive = EntryKey::new(ACCOUNT, "email_list", &json!({"folder": "archive"}));
+    store
+        .set(
+            &inbox,
+            &Dependencies::container("inbox").with_items(["m1", "m2", "m3"]),
+            b"[]",
+        )
+        .unwrap();
+    store
+        .set(
+            &archive,
+            &Dependencies::container("archive").with_items(["m9"]),
+            b"[]",
+        )
+        .unwrap();
+    // Re-setting replaces the dependencies: m1 is no longer listed.
+    store
+        .set(
+            &inbox,
+            &Dependencies::container("inbox").with_items(["m2", "m3"]),
+            b"[]",
+        )
+        .unwrap();
+    let removed = store
+        .invalidate(
+            &[Invalidation::new(
+                ACCOUNT,
+                "email_list",
+                Scope::Item("m1".into()),
+            )],
+            "test",
+        )
+        .unwrap();
+    assert_eq!(
+        removed, 0,
+        "m1 left the inbox listing when it was re-cached"
+    );
+    let removed = store
+        .invalidate(
+            &[Invalidation::new(
+                ACCOUNT,
+                "email_list",
+                Scope::Item("m3".into()),
+            )],
+            "test",
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(store.get(&inbox).unwrap().is_none());
+    assert!(
+        store.get(&archive).unwrap().is_some(),
+        "a list without m3 stays"
+    );
+    // Another account's m9 is another message.
+    let removed = store
+        .invalidate(
+            &[Invalidation::new(
+                OTHER,
+                "email_list",
+                Scope::Item("m9".into()),
+            )],
+            "test",
+        )
+        .unwrap();
+    assert_eq!(removed, 0);
+}
+
+#[test]
 fn patterns_treat_only_star_as_a_wildcard() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), &CacheKey::generate());

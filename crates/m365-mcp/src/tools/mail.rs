@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::{check_range, default_true};
-use super::{Cache, READ, ToolDef, ToolResult, no_deps};
+use super::{Cache, READ, ToolDef, ToolResult, listed_ids};
 use crate::app::App;
 use m365_store::{AccountRecord, Dependencies};
 
@@ -158,7 +158,7 @@ pub fn tools() -> Vec<ToolDef> {
             "List mail folders",
             "emailfolders",
             READ,
-            Cache::Read { deps: no_deps },
+            Cache::Read { deps: folders_deps },
             "List mail folders (top level, or the children of parent_folder_id) with unread and total counts.",
             emailfolders_list,
         ),
@@ -175,25 +175,44 @@ pub fn tools() -> Vec<ToolDef> {
     ]
 }
 
-/// An `email_list` entry depends on the folder it lists.
-fn list_deps(params: &serde_json::Value) -> Dependencies {
+/// An `email_list` entry depends on the folder it lists (by the name or id
+/// asked for, and by the folder's real id) and on every message in it.
+fn list_deps(params: &Value, result: &Value) -> Dependencies {
     let folder = params["folder_id"]
         .as_str()
+        .filter(|s| !s.trim().is_empty())
         .or(params["folder"].as_str())
         .unwrap_or("inbox");
-    Dependencies::container(canonical_folder(folder))
+    let mut deps = Dependencies::container(canonical_folder(folder)).with_items(listed_ids(result));
+    if let Some(real) = result["value"][0]["parentFolderId"].as_str() {
+        deps = deps.with_container(real);
+    }
+    deps
 }
 
-/// An `email_get` entry shows one message.
-fn get_deps(params: &serde_json::Value) -> Dependencies {
-    Dependencies::item(params["email_id"].as_str().unwrap_or_default().trim())
+/// An `email_get` entry shows one message (in one folder).
+fn get_deps(params: &Value, result: &Value) -> Dependencies {
+    let deps = Dependencies::item(params["email_id"].as_str().unwrap_or_default().trim());
+    match result["parentFolderId"].as_str() {
+        Some(folder) => deps.with_container(folder),
+        None => deps,
+    }
 }
 
-/// An `emailfolders_get` entry shows one folder.
-fn folder_deps(params: &serde_json::Value) -> Dependencies {
-    Dependencies::item(canonical_folder(
+/// An `emailfolders_list` entry lists folders.
+fn folders_deps(_: &Value, result: &Value) -> Dependencies {
+    Dependencies::none().with_items(listed_ids(result))
+}
+
+/// An `emailfolders_get` entry shows one folder (by the name asked for and its id).
+fn folder_deps(params: &Value, result: &Value) -> Dependencies {
+    let deps = Dependencies::item(canonical_folder(
         params["folder_id"].as_str().unwrap_or_default(),
-    ))
+    ));
+    match result["id"].as_str() {
+        Some(id) => deps.with_item(id),
+        None => deps,
+    }
 }
 
 /// The name a folder is known by in cache dependencies: Graph's well-known

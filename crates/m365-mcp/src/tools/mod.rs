@@ -134,10 +134,11 @@ pub enum Cache {
     /// Not cached, invalidates nothing.
     None,
     /// A cached read; the resource type is the tool's name. `deps` names the
-    /// ids the result depends on, from the canonical parameters.
+    /// ids the entry depends on, from the canonical parameters and the
+    /// result (a listing depends on every item it lists).
     Read {
-        /// Dependencies of an entry, from its canonical parameters.
-        deps: fn(&Value) -> Dependencies,
+        /// Dependencies of an entry, from its canonical parameters and result.
+        deps: fn(&Value, &Value) -> Dependencies,
     },
     /// A write; `invalidates` names what it changed, from its canonical
     /// parameters and its result. Runs after success, before answering.
@@ -148,8 +149,17 @@ pub enum Cache {
 }
 
 /// No dependencies beyond account and resource type.
-pub fn no_deps(_: &Value) -> Dependencies {
+pub fn no_deps(_: &Value, _: &Value) -> Dependencies {
     Dependencies::none()
+}
+
+/// The ids of a result's `value` items (what a listing lists).
+pub fn listed_ids(result: &Value) -> impl Iterator<Item = &str> {
+    result["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["id"].as_str())
 }
 
 enum Kind {
