@@ -60,8 +60,9 @@ pub fn open_store_file(
     config: &ServerConfig,
 ) -> Result<Opened, String> {
     let keys = KeyManager::from_env(config.paths.key_file(), key_db_hint.to_path_buf());
-    let opened =
-        m365_store::open_encrypted(StoreConfig::new(path), &keys).map_err(|e| e.to_string())?;
+    let mut store_config = StoreConfig::new(path);
+    store_config.ttl_scale = config.ttl_scale;
+    let opened = m365_store::open_encrypted(store_config, &keys).map_err(|e| e.to_string())?;
     match &opened.outcome {
         OpenOutcome::MovedAside { moved_to } => tracing::warn!(
             moved_to = %moved_to.display(),

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub cache_enabled: bool,
     /// `M365_MCP_CACHE_WARMING` (default true).
     pub warming: bool,
+    /// `M365_MCP_CACHE_TTL_SCALE` (default 1): multiplies every cache
+    /// lifetime; below 1 makes entries go stale sooner.
+    pub ttl_scale: f64,
 }
 
 /// Reads a boolean variable: `false`, `0`, `no`, `off` are false; anything
@@ -47,6 +50,20 @@ impl ServerConfig {
             auth,
             cache_enabled: env_flag("M365_MCP_CACHE_ENABLED", true),
             warming: env_flag("M365_MCP_CACHE_WARMING", true),
+            ttl_scale: match std::env::var("M365_MCP_CACHE_TTL_SCALE") {
+                Ok(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 100.0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "Invalid M365_MCP_CACHE_TTL_SCALE '{}': not a number in (0, 100]. Expected: e.g. 1 (default) or 0.5",
+                            crate::error::shorten(&v)
+                        )
+                    })?,
+                Err(_) => 1.0,
+            },
         })
     }
 

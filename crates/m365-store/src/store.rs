@@ -52,6 +52,9 @@ pub struct StoreConfig {
     /// Hard ceiling on the file size; writes past it fail with
     /// [`StoreError::Full`] as on a full disk (default none).
     pub max_file_bytes: Option<u64>,
+    /// Multiplies every policy's fresh and expiry ages (default 1.0). Below 1
+    /// shortens lifetimes, e.g. to watch entries go stale in seconds.
+    pub ttl_scale: f64,
 }
 
 impl StoreConfig {
@@ -69,6 +72,7 @@ impl StoreConfig {
             readers: 4,
             page_cache_kib: 4096,
             max_file_bytes: None,
+            ttl_scale: 1.0,
         }
     }
 }
@@ -659,7 +663,17 @@ impl Store {
         deps: &Dependencies,
         payload: &[u8],
     ) -> Result<(), StoreError> {
-        self.set_with_ttl(key, deps, payload, policy_for(key.resource_type()))
+        let policy = policy_for(key.resource_type());
+        let scale = self.inner.config.ttl_scale;
+        let ttl = if (scale - 1.0).abs() < f64::EPSILON {
+            policy
+        } else {
+            TtlPolicy {
+                fresh: policy.fresh.mul_f64(scale),
+                expires: policy.expires.mul_f64(scale),
+            }
+        };
+        self.set_with_ttl(key, deps, payload, ttl)
     }
 
     /// Stores a payload with an explicit TTL policy.

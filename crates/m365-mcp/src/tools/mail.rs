@@ -61,7 +61,7 @@ const FOLDER_FIELDS: &str =
 #[serde(deny_unknown_fields)]
 pub struct EmailListParams {
     /// Folder name: inbox, sent, drafts, deleted, junk, archive (or a folder id).
-    #[serde(default)]
+    #[serde(default = "default_folder")]
     pub folder: Option<String>,
     /// Folder id (wins over `folder`).
     #[serde(default)]
@@ -77,6 +77,9 @@ pub struct EmailListParams {
     pub body_max_length: i64,
 }
 
+fn default_folder() -> Option<String> {
+    Some("inbox".into())
+}
 fn default_list_limit() -> i64 {
     10
 }

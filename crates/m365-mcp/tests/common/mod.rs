@@ -63,3 +63,48 @@ impl World {
         self.sandbox.users()[i].username.clone()
     }
 }
+
+/// A token source that always hands out one access token.
+pub struct StaticToken(pub String);
+
+impl m365_graph::TokenSource for StaticToken {
+    fn access_token<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> m365_graph::BoxFuture<'a, Result<String, m365_graph::GraphError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+    fn refresh<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> m365_graph::BoxFuture<'a, Result<String, m365_graph::GraphError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+impl World {
+    /// A Graph client acting as `username` directly against the sandbox:
+    /// changes made through it happen "behind the server's back".
+    pub fn graph_as(&self, username: &str) -> m365_graph::GraphClient {
+        let tokens = self.sandbox.issue_tokens(username).expect("tokens");
+        let token = tokens["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_string();
+        let config = m365_graph::GraphConfig::default()
+            .with_base_url(&self.sandbox.graph_url())
+            .expect("sandbox URL");
+        m365_graph::GraphClient::new(config, std::sync::Arc::new(StaticToken(token)))
+            .expect("client")
+    }
+
+    /// Runs the binary with this world's environment and `args`, to the end.
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(exe())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run m365-mcp")
+    }
+}
