@@ -1015,36 +1015,8 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        {
-            let mut touch = tx.prepare_cached(
-                "UPDATE entries SET accessed_at = max(accessed_at, ?2), hit_count = hit_count + ?3 WHERE id = ?1",
-            )?;
-            for (id, (at, hits)) in &access {
-                touch.execute(params![id, at, *hits as i64])?;
-            }
-            let mut add = tx.prepare_cached(
-                "INSERT INTO stats (account_id, resource_type, hits, stale_hits, misses, refreshes, writes, invalidations, evictions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT(account_id, resource_type) DO UPDATE SET
-                    hits = hits + excluded.hits, stale_hits = stale_hits + excluded.stale_hits,
-                    misses = misses + excluded.misses, refreshes = refreshes + excluded.refreshes,
-                    writes = writes + excluded.writes, invalidations = invalidations + excluded.invalidations,
-                    evictions = evictions + excluded.evictions",
-            )?;
-            for ((account, resource), c) in &counters {
-                add.execute(params![
-                    account,
-                    resource,
-                    c.hits as i64,
-                    c.stale_hits as i64,
-                    c.misses as i64,
-                    c.refreshes as i64,
-                    c.writes as i64,
-                    c.invalidations as i64,
-                    c.evictions as i64
-                ])?;
-            }
-        }
+        write_back_access(&tx, &access)?;
+        write_back_counters(&tx, &counters)?;
         tx.commit().map_err(classify)?;
         Ok(())
     }
@@ -1095,14 +1067,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        {
-            let mut touch = tx.prepare_cached(
-                "UPDATE entries SET accessed_at = max(accessed_at, ?2), hit_count = hit_count + ?3 WHERE id = ?1",
-            )?;
-            for (id, (at, hits)) in &access {
-                touch.execute(params![id, at, *hits as i64])?;
-            }
-        }
+        write_back_access(&tx, &access)?;
         let mut removed: Vec<(String, String, i64)> = {
             let mut stmt = tx.prepare_cached(
                 "DELETE FROM entries WHERE expires_at < ?1 RETURNING account_id, resource_type, stored_bytes",
@@ -1311,37 +1276,55 @@ impl Drop for Inner {
         let conn = lock(&self.writer);
         let _ = (|| -> rusqlite::Result<()> {
             let tx = conn.unchecked_transaction()?;
-            for (id, (at, hits)) in &access {
-                tx.execute(
-                    "UPDATE entries SET accessed_at = max(accessed_at, ?2), hit_count = hit_count + ?3 WHERE id = ?1",
-                    params![id, at, *hits as i64],
-                )?;
-            }
-            for ((account, resource), c) in &counters {
-                tx.execute(
-                    "INSERT INTO stats (account_id, resource_type, hits, stale_hits, misses, refreshes, writes, invalidations, evictions)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT(account_id, resource_type) DO UPDATE SET
-                        hits = hits + excluded.hits, stale_hits = stale_hits + excluded.stale_hits,
-                        misses = misses + excluded.misses, refreshes = refreshes + excluded.refreshes,
-                        writes = writes + excluded.writes, invalidations = invalidations + excluded.invalidations,
-                        evictions = evictions + excluded.evictions",
-                    params![
-                        account,
-                        resource,
-                        c.hits as i64,
-                        c.stale_hits as i64,
-                        c.misses as i64,
-                        c.refreshes as i64,
-                        c.writes as i64,
-                        c.invalidations as i64,
-                        c.evictions as i64
-                    ],
-                )?;
-            }
+            write_back_access(&tx, &access)?;
+            write_back_counters(&tx, &counters)?;
             tx.commit()
         })();
     }
+}
+
+/// Adds read times and hit counts kept in memory to their entries.
+fn write_back_access(
+    tx: &rusqlite::Transaction<'_>,
+    access: &[(i64, (i64, u64))],
+) -> rusqlite::Result<()> {
+    let mut touch = tx.prepare_cached(
+        "UPDATE entries SET accessed_at = max(accessed_at, ?2), hit_count = hit_count + ?3 WHERE id = ?1",
+    )?;
+    for (id, (at, hits)) in access {
+        touch.execute(params![id, at, *hits as i64])?;
+    }
+    Ok(())
+}
+
+/// Adds counter deltas kept in memory to the stats table.
+fn write_back_counters(
+    tx: &rusqlite::Transaction<'_>,
+    counters: &[((String, String), Counters)],
+) -> rusqlite::Result<()> {
+    let mut add = tx.prepare_cached(
+        "INSERT INTO stats (account_id, resource_type, hits, stale_hits, misses, refreshes, writes, invalidations, evictions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(account_id, resource_type) DO UPDATE SET
+            hits = hits + excluded.hits, stale_hits = stale_hits + excluded.stale_hits,
+            misses = misses + excluded.misses, refreshes = refreshes + excluded.refreshes,
+            writes = writes + excluded.writes, invalidations = invalidations + excluded.invalidations,
+            evictions = evictions + excluded.evictions",
+    )?;
+    for ((account, resource), c) in counters {
+        add.execute(params![
+            account,
+            resource,
+            c.hits as i64,
+            c.stale_hits as i64,
+            c.misses as i64,
+            c.refreshes as i64,
+            c.writes as i64,
+            c.invalidations as i64,
+            c.evictions as i64
+        ])?;
+    }
+    Ok(())
 }
 
 fn classify_age(now: i64, fresh_until: i64, expires_at: i64) -> Freshness {
