@@ -19,13 +19,17 @@ fi
 export M365_MCP_TEST_PYTHON="$PWD/.venv/bin/python"
 
 run_tests() {
-  cargo test --workspace "$@"
+  cargo test --workspace --no-fail-fast "$@"
 }
 
 if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
   export -f run_tests
-  # A throwaway keyring: its password only unlocks this session's collection.
-  dbus-run-session -- bash -c '
+  # A throwaway keyring in a directory of its own (gnome-keyring keeps its
+  # files under $XDG_DATA_HOME/keyrings), so no keyring of the user's is
+  # touched and no earlier run's password matters.
+  keyring_home=$(mktemp -d)
+  trap 'rm -rf "$keyring_home"' EXIT
+  XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c '
     printf "m365-mcp-test" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
     run_tests "$@"' run_tests "$@"
 else

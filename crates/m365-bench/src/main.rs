@@ -240,6 +240,8 @@ async fn cached(exe: &Path) -> anyhow::Result<()> {
     let args = json!({"account_id": username, "limit": 50});
     world.sandbox.reset_counters();
     let cold = timed(&server.client, "email_list", args.clone(), 1).await?;
+    let (sample, _, _) = call(&server.client, "email_list", args.clone()).await?;
+    let payload_kib = sample.to_string().len() as f64 / 1024.0;
     let warm = timed(&server.client, "email_list", args.clone(), 2000).await?;
     let graph = world.sandbox.counts().graph;
     let bypass_args = json!({"account_id": username, "limit": 50, "use_cache": false});
@@ -263,6 +265,9 @@ async fn cached(exe: &Path) -> anyhow::Result<()> {
         &percentiles(bypass),
         20,
         "every call to Graph",
+    );
+    println!(
+        "\nOne `email_list` answer of 50 messages is {payload_kib:.1} KiB of JSON (sent twice: as text and as structuredContent)."
     );
     println!(
         "\nFilling 100 000 entries took {:.1} s; server RSS with that cache open: **{rss:.1} MiB**",

@@ -210,6 +210,60 @@ impl GraphClient {
         .await
     }
 
+    /// `PUT` of raw bytes with the given `Content-Type` (a OneDrive simple upload below 4 MiB,
+    /// `/me/drive/items/{id}/content` or `/me/drive/root:/{encoded path}:/content`), returning
+    /// the JSON answer (the `driveItem`). Retried like any idempotent request.
+    pub async fn put_bytes(
+        &self,
+        account: &str,
+        path: &str,
+        bytes: impl Into<Bytes>,
+        content_type: &str,
+    ) -> Result<Value, GraphError> {
+        let options = RequestOptions::default();
+        if HeaderValue::from_str(content_type).is_err() || content_type.trim().is_empty() {
+            return Err(GraphError::invalid_argument(
+                "content_type",
+                content_type,
+                "not a valid header value",
+                "a MIME type such as application/octet-stream",
+            ));
+        }
+        let url = self.url_for(path, &[], &options)?;
+        let response = self
+            .execute_typed(
+                account,
+                Method::PUT,
+                url,
+                Some(bytes.into()),
+                content_type,
+                &options,
+            )
+            .await?;
+        parse_json_body(&response)
+    }
+
+    /// `POST` with a JSON body to an action that answers `202 Accepted` with a `Location`
+    /// header (a long-running operation such as a driveItem copy). Returns the body (usually
+    /// `Null`) and the `Location` (the operation's monitor URL), if any.
+    pub async fn post_accepted(
+        &self,
+        account: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<String>), GraphError> {
+        let options = RequestOptions::default();
+        let url = self.url_for(path, &[], &options)?;
+        let bytes = serde_json::to_vec(body)
+            .map(Bytes::from)
+            .map_err(|err| GraphError::invalid_argument("body", "", err.to_string(), "JSON"))?;
+        let response = self
+            .execute(account, Method::POST, url, Some(bytes), &options)
+            .await?;
+        let location = header_str(&response.headers, "location").map(str::to_owned);
+        Ok((parse_json_body(&response)?, location))
+    }
+
     /// Any method, with query, JSON body and options.
     pub async fn request(
         &self,
@@ -390,6 +444,20 @@ impl GraphClient {
         body: Option<Bytes>,
         options: &RequestOptions,
     ) -> Result<RawResponse, GraphError> {
+        self.execute_typed(account, method, url, body, "application/json", options)
+            .await
+    }
+
+    /// [`GraphClient::execute`] with a body of the given `Content-Type`.
+    pub(crate) async fn execute_typed(
+        &self,
+        account: &str,
+        method: Method,
+        url: Url,
+        body: Option<Bytes>,
+        content_type: &str,
+        options: &RequestOptions,
+    ) -> Result<RawResponse, GraphError> {
         let extra_headers = build_extra_headers(options)?;
         let idempotent = method != Method::POST || options.retry_non_idempotent;
         let client_request_id = new_client_request_id();
@@ -413,7 +481,7 @@ impl GraphClient {
             drop(token);
             request = match &body {
                 Some(bytes) => request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
                     .body(bytes.clone()),
                 None if method == Method::GET || method == Method::DELETE => request,
                 // Graph answers 411 to a body-less POST without Content-Length.

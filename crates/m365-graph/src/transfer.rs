@@ -321,6 +321,41 @@ impl GraphClient {
         Ok(written)
     }
 
+    /// Reads the status of a long-running operation from its monitor URL (the `Location` of a
+    /// `202 Accepted`, e.g. a driveItem copy). The URL is pre-authenticated: no token is sent,
+    /// and only https URLs (http on loopback) on the Graph host or in `allowed_hosts` are asked.
+    /// Returns the status JSON (`{"status": "inProgress"|"completed"|"failed",
+    /// "percentageComplete", "resourceId", ...}`); a redirect (Graph's answer once the
+    /// operation has finished) is reported as `{"status": "completed"}`.
+    pub async fn get_monitor(
+        &self,
+        monitor_url: &str,
+        allowed_hosts: &[&str],
+    ) -> Result<Value, GraphError> {
+        let url = Url::parse(monitor_url).map_err(|_| {
+            GraphError::UnexpectedResponse("a monitor URL that is not an absolute URL".into())
+        })?;
+        self.check_download_target(&url, allowed_hosts)?;
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(|err| from_reqwest(err, self.config.timeout))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Ok(serde_json::json!({"status": "completed"}));
+        }
+        let headers = response.headers().clone();
+        let body = read_capped(response, MAX_ERROR_BODY).await;
+        if !status.is_success() {
+            return Err(graph_error(status, &headers, &body, None));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|_| GraphError::UnexpectedResponse("a monitor status that is not JSON".into()))
+    }
+
     fn check_download_target(&self, url: &Url, allowed_hosts: &[&str]) -> Result<(), GraphError> {
         let host = url.host_str().unwrap_or("").to_ascii_lowercase();
         let allowed = self.is_graph_origin(url)

@@ -126,6 +126,12 @@ async fn stale_entries_answer_at_once_refresh_once_and_the_next_call_sees_new_da
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     world.sandbox.reset_counters();
+    // A slow Graph keeps the refresh from finishing while the ten readers
+    // are answered, however the machine schedules them.
+    world.sandbox.set_latency(Latency {
+        fixed: Duration::from_millis(800),
+        jitter: Duration::ZERO,
+    });
     let mut callers = Vec::new();
     for _ in 0..10 {
         let client = client.clone();
@@ -139,7 +145,10 @@ async fn stale_entries_answer_at_once_refresh_once_and_the_next_call_sees_new_da
         assert!(!err);
         assert_eq!(status(&v), "stale", "served at once from cache");
         assert_eq!(v["value"][0]["isRead"], false, "stale data is the old data");
-        assert!(elapsed < Duration::from_secs(1));
+        assert!(
+            elapsed < Duration::from_millis(700),
+            "answered without waiting for Graph"
+        );
     }
     // The refresh runs in the background; wait for it.
     let deadline = Instant::now() + Duration::from_secs(5);

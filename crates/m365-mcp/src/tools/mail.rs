@@ -50,8 +50,11 @@ pub fn folder_segment(
     Ok(encode_segment(validate_id("folder", name)?))
 }
 
+/// Listing fields: what a person scanning a folder needs. Long ids that
+/// repeat on every item (folder, conversation) and links are left to
+/// email_get, so a page of 50 stays small.
 const LIST_FIELDS: &str = "id,subject,from,toRecipients,receivedDateTime,hasAttachments,isRead,importance,\
-flag,categories,conversationId,parentFolderId,bodyPreview,webLink";
+flag,categories,bodyPreview,parentFolderId";
 const BODY_FIELDS: &str = ",ccRecipients,body";
 const FOLDER_FIELDS: &str =
     "id,displayName,parentFolderId,childFolderCount,unreadItemCount,totalItemCount,isHidden";
@@ -187,7 +190,7 @@ fn list_deps(params: &Value, result: &Value) -> Dependencies {
         .or(params["folder"].as_str())
         .unwrap_or("inbox");
     let mut deps = Dependencies::container(canonical_folder(folder)).with_items(listed_ids(result));
-    if let Some(real) = result["value"][0]["parentFolderId"].as_str() {
+    if let Some(real) = result["folder_id"].as_str() {
         deps = deps.with_container(real);
     }
     deps
@@ -228,6 +231,15 @@ pub fn canonical_folder(folder: &str) -> String {
         .find(|(k, _)| *k == lower)
         .map(|(_, graph)| (*graph).to_string())
         .unwrap_or_else(|| trimmed.to_string())
+}
+
+/// Graph's well-known name for a friendly or well-known folder name, if it is one.
+pub fn well_known_name(folder: &str) -> Option<&'static str> {
+    let lower = folder.trim().to_ascii_lowercase();
+    WELL_KNOWN
+        .iter()
+        .find(|(k, _)| *k == lower)
+        .map(|(_, graph)| *graph)
 }
 
 /// Cuts a message body's content at `max` characters, saying how much was cut.
@@ -283,13 +295,23 @@ async fn email_list(app: Arc<App>, account: AccountRecord, p: EmailListParams) -
             &options,
         )
         .await?;
+    // The folder's real id once, not on every item.
+    let folder_id = items
+        .first()
+        .and_then(|m| m["parentFolderId"].as_str())
+        .map(str::to_string);
     for item in &mut items {
         truncate_body(item, body_max);
+        if let Some(obj) = item.as_object_mut() {
+            obj.remove("parentFolderId");
+            obj.retain(|k, _| !k.starts_with("@odata."));
+        }
     }
     Ok(json!({
         "value": items,
         "count": items.len(),
         "folder": folder,
+        "folder_id": folder_id,
         "account_id": account.account_id,
     }))
 }

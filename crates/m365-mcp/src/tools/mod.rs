@@ -13,7 +13,17 @@
 pub mod account;
 pub mod args;
 pub mod cache_tools;
+pub mod calendar;
+pub mod contacts;
+pub mod files;
+pub mod files_local;
+pub mod folders;
+pub mod item_args;
 pub mod mail;
+pub mod mail_folders;
+pub mod mail_rules;
+pub mod mail_write;
+pub mod search;
 pub mod server_info;
 
 use std::collections::HashMap;
@@ -497,6 +507,14 @@ impl Registry {
         tools.extend(server_info::tools());
         tools.extend(cache_tools::tools());
         tools.extend(mail::tools());
+        tools.extend(mail_write::tools());
+        tools.extend(mail_folders::tools());
+        tools.extend(mail_rules::tools());
+        tools.extend(calendar::tools());
+        tools.extend(contacts::tools());
+        tools.extend(files::tools());
+        tools.extend(folders::tools());
+        tools.extend(search::tools());
         let by_name = tools.iter().enumerate().map(|(i, t)| (t.name, i)).collect();
         Registry { tools, by_name }
     }
