@@ -114,7 +114,13 @@ fn a_plain_sqlite_cache_is_encrypted_in_place_with_rows_verified() {
     ));
 
     let (store, outcome) = Store::open(StoreConfig::new(&path), key.clone(), None).unwrap();
-    assert_eq!(outcome, OpenOutcome::MigratedFromPlain { rows: 30 + 1 + 1 });
+    // 30 entries, their 30 dependency tags, 1 stats row, 1 Python row.
+    assert_eq!(
+        outcome,
+        OpenOutcome::MigratedFromPlain {
+            rows: 30 + 30 + 1 + 1
+        }
+    );
     assert!(
         store
             .get(&message_key(ACCOUNT, "msg-29"))
