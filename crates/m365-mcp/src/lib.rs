@@ -20,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod logging;
+pub mod progress;
 pub mod server;
 pub mod tools;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, Tool,
+    PaginatedRequestParams, RequestParamsMeta, ServerCapabilities, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -115,7 +115,7 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let Some(tool) = self.tools.get(&request.name) else {
             return Err(ErrorData::invalid_params(
@@ -123,6 +123,17 @@ impl ServerHandler for McpServer {
                 None,
             ));
         };
-        Ok(tool.call(self.app.clone(), request.arguments).await.into())
+        // rmcp moves the request's _meta into the context.
+        let token = context
+            .meta
+            .get_progress_token()
+            .or_else(|| request.progress_token());
+        let result = crate::progress::scope(
+            context.peer.clone(),
+            token,
+            tool.call(self.app.clone(), request.arguments),
+        )
+        .await;
+        Ok(result.into())
     }
 }

@@ -627,7 +627,7 @@ async fn upload(
                 &session,
                 file,
                 len,
-                |_, _| {},
+                |sent, total| crate::progress::report(sent, Some(total), "bytes uploaded"),
             )
             .await?
     };

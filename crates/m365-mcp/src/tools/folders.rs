@@ -320,6 +320,7 @@ async fn folder_get_tree(app: Arc<App>, account: AccountRecord, p: FolderTreePar
             let (parent, depth, items) = joined.map_err(|e| {
                 ToolError::Unavailable(format!("reading a branch of the tree failed: {e}"))
             })??;
+            crate::progress::report(nodes.len() as u64 + 1, None, "drive folders read");
             for item in items.iter().filter(|i| is_folder(i)) {
                 let Some(id) = item["id"].as_str() else {
                     continue;

@@ -389,6 +389,7 @@ async fn emailfolders_get_tree(app: Arc<App>, account: AccountRecord, p: TreePar
             }
             next.extend(expandable(&folders));
             children.insert(id, folders);
+            crate::progress::report(total as u64, None, "mail folders read");
         }
         frontier = next;
     }
@@ -568,11 +569,22 @@ async fn bulk(
     if ids.is_empty() {
         return Ok((0, Vec::new()));
     }
-    let requests = ids
+    let mut pending: Vec<BatchRequest> = ids
         .iter()
         .map(|id| request(format!("/me/messages/{}", encode_segment(id))))
         .collect();
-    let answers = app.graph.batch(account, requests).await?;
+    // Groups of five $batch requests, so long runs can report progress.
+    let mut answers = Vec::with_capacity(ids.len());
+    while !pending.is_empty() {
+        let rest = pending.split_off(pending.len().min(5 * m365_graph::MAX_BATCH_SIZE));
+        answers.extend(app.graph.batch(account, pending).await?);
+        crate::progress::report(
+            answers.len() as u64,
+            Some(ids.len() as u64),
+            "messages processed",
+        );
+        pending = rest;
+    }
     Ok(tally(ids, answers))
 }
 
