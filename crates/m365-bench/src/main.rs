@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p m365-mcp -p m365-bench
-//! target/release/m365-bench [startup|cached|warming|all] [--server target/release/m365-mcp]
+//! target/release/m365-bench [startup|cached|warming|day|trees|upload|all] [--server target/release/m365-mcp]
 //! ```
 //!
 //! Results go to stdout as Markdown, ready for docs/benchmarks.md.
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use m365_mcp::demo::{Client, call, sandbox_env, sign_in_all};
-use m365_sandbox::{Latency, Sandbox, SandboxConfig, SandboxHandle};
+use m365_sandbox::{Latency, Sandbox, SandboxConfig, SandboxHandle, TenantSize};
 use m365_store::{CacheKey, Dependencies, EntryKey, Store, StoreConfig};
 use rmcp::ServiceExt;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
@@ -110,7 +110,12 @@ struct World {
 
 impl World {
     async fn new(latency_ms: u64) -> anyhow::Result<World> {
+        World::with_tenant(latency_ms, TenantSize::small()).await
+    }
+
+    async fn with_tenant(latency_ms: u64, tenant: TenantSize) -> anyhow::Result<World> {
         let sandbox = Sandbox::start(SandboxConfig {
+            tenant,
             latency: Latency {
                 fixed: Duration::from_millis(latency_ms),
                 jitter: Duration::ZERO,
@@ -328,6 +333,302 @@ async fn warming(exe: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn signed_in(world: &World, exe: &Path) -> anyhow::Result<(Server, Vec<String>)> {
+    let server = spawn(exe, &world.env).await?;
+    let accounts = sign_in_all(&server.client, &world.sandbox).await?;
+    let users = accounts
+        .iter()
+        .filter_map(|a| a["username"].as_str().map(String::from))
+        .collect();
+    Ok((server, users))
+}
+
+async fn trees(exe: &Path) -> anyhow::Result<()> {
+    println!(
+        "\n### Folder trees and bulk mail operations, large tenant (sandbox latency 100 ms)\n"
+    );
+    let started = Instant::now();
+    let world = World::with_tenant(100, TenantSize::large()).await?;
+    println!(
+        "Seeding the large tenant took {:.1} s.\n",
+        started.elapsed().as_secs_f64()
+    );
+    let (server, users) = signed_in(&world, exe).await?;
+    let user = &users[0];
+    header();
+    for (tool, args, note) in [
+        (
+            "emailfolders_get_tree",
+            json!({"account_id": user}),
+            "mail folder tree, cold",
+        ),
+        (
+            "folder_get_tree",
+            json!({"account_id": user}),
+            "drive folder tree, cold",
+        ),
+    ] {
+        world.sandbox.reset_counters();
+        let (value, err, elapsed) = call(&server.client, tool, args.clone()).await?;
+        anyhow::ensure!(!err, "{tool} failed: {value}");
+        let graph = world.sandbox.counts().graph;
+        let folders = count_tree(&value);
+        row(
+            &format!("`{tool}`"),
+            &percentiles(vec![elapsed]),
+            graph,
+            &format!("{note}; {folders} folders"),
+        );
+        let warm = timed(&server.client, tool, args, 500).await?;
+        row(
+            &format!("`{tool}` cached"),
+            &percentiles(warm),
+            0,
+            "fresh hits",
+        );
+    }
+    // Mark 1 000 unread messages read: seed them unread in one folder first.
+    let (folders, _, _) = call(
+        &server.client,
+        "emailfolders_list",
+        json!({"account_id": user, "limit": 250}),
+    )
+    .await?;
+    let busiest = folders["value"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .max_by_key(|f| f["unreadItemCount"].as_u64().unwrap_or(0))
+                .cloned()
+        })
+        .unwrap_or(Value::Null);
+    let folder_id = busiest["id"].as_str().unwrap_or("inbox").to_string();
+    let unread = busiest["unreadItemCount"].as_u64().unwrap_or(0);
+    world.sandbox.reset_counters();
+    let (value, err, elapsed) = call(
+        &server.client,
+        "emailfolders_mark_all_as_read",
+        json!({"account_id": user, "folder_id": folder_id}),
+    )
+    .await?;
+    anyhow::ensure!(!err, "mark all as read failed: {value}");
+    let counts = world.sandbox.counts();
+    row(
+        "`emailfolders_mark_all_as_read`",
+        &percentiles(vec![elapsed]),
+        counts.graph,
+        &format!(
+            "{unread} unread → {} marked via {} `$batch` items; one PATCH each would be {unread} calls",
+            value["succeeded"], counts.batch_inner
+        ),
+    );
+    server.client.cancel().await?;
+    Ok(())
+}
+
+fn count_tree(value: &Value) -> usize {
+    fn walk(nodes: &Value) -> usize {
+        nodes
+            .as_array()
+            .map(|a| a.iter().map(|n| 1 + walk(&n["children"])).sum())
+            .unwrap_or(0)
+    }
+    walk(&value["folders"]).max(walk(&value["value"]))
+}
+
+async fn upload(exe: &Path) -> anyhow::Result<()> {
+    println!("\n### 100 MiB upload (sandbox latency 0)\n");
+    let mut world = World::new(0).await?;
+    let files = world.dir.join("files");
+    std::fs::create_dir_all(&files)?;
+    world.set("MCP_FILE_ALLOWED_ROOTS", files.to_str().unwrap_or_default());
+    let path = files.join("big.bin");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path)?;
+        let chunk: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        for _ in 0..100 {
+            f.write_all(&chunk)?;
+        }
+    }
+    let (server, users) = signed_in(&world, exe).await?;
+    let before = rss_mib(server.pid);
+    let (value, err, elapsed) = call(
+        &server.client,
+        "file_create",
+        json!({"account_id": users[0], "onedrive_path": "/Bench/big.bin", "local_file_path": path}),
+    )
+    .await?;
+    anyhow::ensure!(!err, "upload failed: {value}");
+    let peak = hwm_mib(server.pid);
+    println!(
+        "100 MiB through an upload session in **{:.2} s** ({:.0} MiB/s); server RSS {before:.1} MiB before, peak {peak:.1} MiB (growth {:.1} MiB; a fragment is 3.1 MiB).",
+        elapsed.as_secs_f64(),
+        100.0 / elapsed.as_secs_f64(),
+        peak - before
+    );
+    server.client.cancel().await?;
+    Ok(())
+}
+
+fn hwm_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<f64>().ok())
+            })
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// One step of the working-day script.
+struct Step {
+    tool: &'static str,
+    args: Value,
+}
+
+/// A deterministic working day of an assistant over two accounts: mostly
+/// reads (inbox, messages, folders, calendar, contacts, files, searches),
+/// some writes (read/flag/move messages, new events). Generated here so the
+/// script is part of the harness.
+fn workday(users: &[String], message_ids: &[Vec<String>], steps: usize) -> Vec<Step> {
+    let mut seed = 0x5eed_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut out = Vec::with_capacity(steps);
+    for i in 0..steps {
+        let u = next(users.len());
+        let user = &users[u];
+        let ids = &message_ids[u];
+        let id = ids[next(ids.len())].clone();
+        let roll = next(1000);
+        // Per 1 000: 940 reads, 60 writes — an assistant mostly looks things
+        // up, and now and then marks, flags or schedules.
+        let (tool, args) = match roll {
+            0..=259 => ("email_list", json!({"account_id": user})),
+            260..=459 => ("email_get", json!({"account_id": user, "email_id": id})),
+            460..=529 => ("emailfolders_list", json!({"account_id": user})),
+            530..=609 => ("calendar_list_events", json!({"account_id": user})),
+            610..=679 => ("contact_list", json!({"account_id": user})),
+            680..=749 => ("file_list", json!({"account_id": user})),
+            750..=799 => ("folder_get_tree", json!({"account_id": user})),
+            800..=859 => {
+                let query = ["budget", "review", "launch"][next(3)];
+                ("search_emails", json!({"account_id": user, "query": query}))
+            }
+            860..=899 => ("emailfolders_get_tree", json!({"account_id": user})),
+            900..=939 => ("email_list", json!({"account_id": user, "folder": "sent"})),
+            940..=969 => (
+                "email_mark_read",
+                json!({"account_id": user, "email_id": id, "is_read": next(2) == 0}),
+            ),
+            970..=989 => (
+                "email_flag",
+                json!({"account_id": user, "email_id": id, "flag_status": "flagged"}),
+            ),
+            _ => (
+                "calendar_create_event",
+                json!({"account_id": user, "subject": format!("Sync {i}"), "start": "2026-12-01T10:00:00", "end": "2026-12-01T10:30:00"}),
+            ),
+        };
+        out.push(Step { tool, args });
+    }
+    out
+}
+
+async fn replay(
+    exe: &Path,
+    cache: bool,
+    steps: usize,
+) -> anyhow::Result<(u64, Option<f64>, Duration)> {
+    let mut world = World::new(0).await?;
+    world.set(
+        "M365_MCP_CACHE_ENABLED",
+        if cache { "true" } else { "false" },
+    );
+    let (server, mut users) = signed_in(&world, exe).await?;
+    users.truncate(2);
+    let mut ids = Vec::new();
+    for user in &users {
+        let (list, _, _) = call(
+            &server.client,
+            "email_list",
+            json!({"account_id": user, "limit": 40, "use_cache": false}),
+        )
+        .await?;
+        ids.push(
+            list["value"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|m| m["id"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        );
+    }
+    let script = workday(&users, &ids, steps);
+    world.sandbox.reset_counters();
+    let started = Instant::now();
+    for step in &script {
+        let (value, err, _) = call(&server.client, step.tool, step.args.clone()).await?;
+        anyhow::ensure!(!err, "{} failed: {value}", step.tool);
+    }
+    let elapsed = started.elapsed();
+    let graph = world.sandbox.counts().graph;
+    let hit_rate = if cache {
+        let (stats, _, _) = call(&server.client, "cache_get_stats", json!({})).await?;
+        for row in stats["per_resource"].as_array().into_iter().flatten() {
+            eprintln!(
+                "  {:<24} hits {:>5} stale {:>4} misses {:>5} invalidated {:>4}",
+                row[0].as_str().unwrap_or(""),
+                row[1]["hits"],
+                row[1]["stale_hits"],
+                row[1]["misses"],
+                row[1]["invalidations"]
+            );
+        }
+        stats["total"]["hit_rate"].as_f64()
+    } else {
+        None
+    };
+    server.client.cancel().await?;
+    Ok((graph, hit_rate, elapsed))
+}
+
+async fn day(exe: &Path) -> anyhow::Result<()> {
+    const STEPS: usize = 3000;
+    println!(
+        "\n### An assistant's working day: {STEPS} mixed calls over two accounts (sandbox latency 0)\n"
+    );
+    let (with, hit_rate, t_with) = replay(exe, true, STEPS).await?;
+    let (without, _, t_without) = replay(exe, false, STEPS).await?;
+    println!("| run | Graph calls | hit rate | wall time |");
+    println!("|---|---|---|---|");
+    println!(
+        "| cache on | {with} | {:.1} % | {:.1} s |",
+        hit_rate.unwrap_or(0.0) * 100.0,
+        t_with.as_secs_f64()
+    );
+    println!(
+        "| cache off | {without} | — | {:.1} s |",
+        t_without.as_secs_f64()
+    );
+    println!(
+        "\nGraph calls saved by the cache: **{:.1} %**.",
+        (1.0 - with as f64 / without.max(1) as f64) * 100.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -360,12 +661,20 @@ async fn main() -> anyhow::Result<()> {
         "startup" => startup(&exe).await?,
         "cached" => cached(&exe).await?,
         "warming" => warming(&exe).await?,
+        "trees" => trees(&exe).await?,
+        "upload" => upload(&exe).await?,
+        "day" => day(&exe).await?,
         "all" => {
             startup(&exe).await?;
             cached(&exe).await?;
             warming(&exe).await?;
+            day(&exe).await?;
+            trees(&exe).await?;
+            upload(&exe).await?;
         }
-        other => anyhow::bail!("unknown scenario {other}: startup, cached, warming or all"),
+        other => anyhow::bail!(
+            "unknown scenario {other}: startup, cached, warming, day, trees, upload or all"
+        ),
     }
     Ok(())
 }

@@ -708,20 +708,30 @@ fn sent_targets(_: &Value, _: &Value) -> Vec<Target> {
     ]
 }
 
-/// A changed message: its own entry, every listing showing it, searches;
-/// its folder's counts when the read state changed.
+/// A changed message: its own entry, every listing and search result
+/// showing it (all searches when its text may have changed, since it may
+/// now match others); its folder's counts when the read state changed.
 fn changed_targets(params: &Value, result: &Value) -> Vec<Target> {
     let id = str_at(params, "email_id").unwrap_or_default();
+    // email_update may change subject or body; read state, flag and
+    // categories do not change which searches match.
+    let searches = if params.get("updates").is_some() {
+        Target::all("search_emails")
+    } else {
+        Target::item("search_emails", id)
+    };
     let mut targets = vec![
         Target::item("email_get", id),
         Target::item("email_list", id),
-        Target::all("search_emails"),
+        searches,
     ];
     let read_changed = params.get("is_read").is_some() || params["updates"].get("isRead").is_some();
+    // Unread counts: the folder's own entries go. The tree is left to its
+    // lifetime — it is fetched for structure, and rebuilding every folder
+    // level after each message read would cost more than it shows.
     if read_changed && let Some(folder) = str_at(result, "parentFolderId") {
         targets.push(Target::item("emailfolders_get", folder));
         targets.push(Target::item("emailfolders_list", folder));
-        targets.push(Target::all("emailfolders_get_tree"));
     }
     targets
 }
