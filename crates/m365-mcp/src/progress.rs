@@ -8,20 +8,27 @@
 //! in order by one forwarder per call, and all of them before the call's
 //! answer.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::{Peer, RoleServer};
 use tokio::sync::mpsc;
 
-/// Where progress of the current call goes.
+/// Where progress of the current call goes. The forwarder task starts on
+/// the first report, so calls that never report cost nothing extra.
 #[derive(Clone)]
 pub struct Reporter {
+    peer: Peer<RoleServer>,
     token: ProgressToken,
-    queue: mpsc::UnboundedSender<ProgressNotificationParam>,
+    forwarder: Arc<Mutex<Option<Forwarder>>>,
     /// Progress must increase; reports that would not are dropped.
     last: Arc<AtomicU64>,
+}
+
+struct Forwarder {
+    queue: mpsc::UnboundedSender<ProgressNotificationParam>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 tokio::task_local! {
@@ -38,22 +45,20 @@ pub async fn scope<F: std::future::Future>(
     let Some(token) = token else {
         return f.await;
     };
-    let (queue, mut pending) = mpsc::unbounded_channel::<ProgressNotificationParam>();
-    let forwarder = tokio::spawn(async move {
-        while let Some(param) = pending.recv().await {
-            if peer.notify_progress(param).await.is_err() {
-                break;
-            }
-        }
-    });
+    let forwarder = Arc::new(Mutex::new(None));
     let reporter = Reporter {
+        peer,
         token,
-        queue,
+        forwarder: forwarder.clone(),
         last: Arc::new(AtomicU64::new(0)),
     };
     let output = REPORTER.scope(reporter, f).await;
-    // The reporter (and its sender) is gone: the forwarder drains and ends.
-    let _ = forwarder.await;
+    let started = forwarder.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(Forwarder { queue, task }) = started {
+        // Closing the queue lets the forwarder drain what is left and end.
+        drop(queue);
+        let _ = task.await;
+    }
     output
 }
 
@@ -69,6 +74,19 @@ pub fn report(done: u64, total: Option<u64>, message: &str) {
         if let Some(total) = total {
             param = param.with_total(total as f64);
         }
-        let _ = r.queue.send(param);
+        let mut slot = r.forwarder.lock().unwrap_or_else(|p| p.into_inner());
+        let forwarder = slot.get_or_insert_with(|| {
+            let (queue, mut pending) = mpsc::unbounded_channel::<ProgressNotificationParam>();
+            let peer = r.peer.clone();
+            let task = tokio::spawn(async move {
+                while let Some(param) = pending.recv().await {
+                    if peer.notify_progress(param).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Forwarder { queue, task }
+        });
+        let _ = forwarder.queue.send(param);
     });
 }

@@ -47,11 +47,16 @@ pub struct StoreConfig {
     pub expired_retention: Duration,
     /// Reader connections (default 4).
     pub readers: usize,
-    /// Page cache per connection in KiB (default 4096).
+    /// Page cache per connection in KiB (default 12 MiB: enough for the
+    /// index pages of a 100 000-entry cache, so lookups rarely decrypt them
+    /// again; a connection's cache fills only as it is used).
     pub page_cache_kib: i64,
     /// Hard ceiling on the file size; writes past it fail with
     /// [`StoreError::Full`] as on a full disk (default none).
     pub max_file_bytes: Option<u64>,
+    /// How old a stored access time may be before a read refreshes it
+    /// (default 60 s): LRU order to the minute, so most reads write nothing.
+    pub access_granularity: Duration,
     /// Multiplies every policy's fresh and expiry ages (default 1.0). Below 1
     /// shortens lifetimes, e.g. to watch entries go stale in seconds.
     pub ttl_scale: f64,
@@ -70,9 +75,10 @@ impl StoreConfig {
             cleanup_target: 0.6,
             expired_retention: Duration::from_secs(24 * 3600),
             readers: 4,
-            page_cache_kib: 4096,
+            page_cache_kib: 12 * 1024,
             max_file_bytes: None,
             ttl_scale: 1.0,
+            access_granularity: Duration::from_secs(60),
         }
     }
 }
@@ -430,8 +436,9 @@ impl std::fmt::Debug for Store {
 /// of entries, and the first write pays for the sum.
 const UNKNOWN_TOTAL: i64 = i64::MIN;
 
-/// Writes back pending access times after this many distinct entries were read.
-const ACCESS_FLUSH_AT: usize = 1024;
+/// Writes back pending access times after this many distinct entries were
+/// read (about 1 MiB of memory); maintenance writes them back sooner.
+const ACCESS_FLUSH_AT: usize = 16_384;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -565,14 +572,17 @@ impl Store {
     }
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
+        // Lowest free reader first: under light load one connection serves
+        // nearly every read and its page cache stays warm; under load the
+        // others take the overflow.
         let readers = &self.inner.readers;
-        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..readers.len() {
-            if let Ok(guard) = readers[(start + i) % readers.len()].try_lock() {
+        for reader in readers.iter() {
+            if let Ok(guard) = reader.try_lock() {
                 return guard;
             }
         }
-        lock(&readers[start % readers.len()])
+        let spill = self.inner.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        lock(&readers[spill])
     }
 
     pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -584,17 +594,20 @@ impl Store {
     pub fn get(&self, key: &EntryKey) -> Result<Option<CachedEntry>, StoreError> {
         let found = self.read_entry(key)?;
         let counter = match &found {
-            Some((_, e)) if e.freshness == Freshness::Fresh => Counter::Hit,
-            Some((_, e)) if e.freshness == Freshness::Stale => Counter::StaleHit,
+            Some((_, _, e)) if e.freshness == Freshness::Fresh => Counter::Hit,
+            Some((_, _, e)) if e.freshness == Freshness::Stale => Counter::StaleHit,
             _ => Counter::Miss,
         };
         self.count(key.account_id(), key.resource_type(), counter, 1);
-        if let Some((id, entry)) = &found
+        // LRU needs access times to the minute, not to the read: an entry
+        // read within a minute of its stored access time needs no write.
+        if let Some((id, accessed_at, entry)) = &found
             && entry.freshness != Freshness::Expired
+            && now_ms() - accessed_at >= self.inner.config.access_granularity.as_millis() as i64
         {
             self.note_access(*id);
         }
-        Ok(found.map(|(_, e)| e))
+        Ok(found.map(|(_, _, e)| e))
     }
 
     /// The state of an entry without reading its payload or counting a read
@@ -611,10 +624,10 @@ impl Store {
         Ok(row.map(|(fresh_until, expires_at)| classify_age(now_ms(), fresh_until, expires_at)))
     }
 
-    fn read_entry(&self, key: &EntryKey) -> Result<Option<(i64, CachedEntry)>, StoreError> {
+    fn read_entry(&self, key: &EntryKey) -> Result<Option<(i64, i64, CachedEntry)>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, payload, encoding, created_at, fresh_until, expires_at FROM entries WHERE cache_key = ?1",
+            "SELECT id, payload, encoding, created_at, fresh_until, expires_at, accessed_at FROM entries WHERE cache_key = ?1",
         )?;
         let row = stmt
             .query_row([key.as_str()], |r| {
@@ -625,12 +638,15 @@ impl Store {
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
                 ))
             })
             .optional()?;
         drop(stmt);
         drop(conn);
-        let Some((id, stored, encoding, created_at_ms, fresh_until_ms, expires_at_ms)) = row else {
+        let Some((id, stored, encoding, created_at_ms, fresh_until_ms, expires_at_ms, accessed_at)) =
+            row
+        else {
             return Ok(None);
         };
         let payload = match encoding {
@@ -646,6 +662,7 @@ impl Store {
         let freshness = classify_age(now_ms(), fresh_until_ms, expires_at_ms);
         Ok(Some((
             id,
+            accessed_at,
             CachedEntry {
                 payload,
                 freshness,

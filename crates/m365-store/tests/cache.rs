@@ -312,6 +312,7 @@ fn cleanup_at_80_percent_removes_expired_first_then_lru_down_to_60_and_file_shri
     let mut config = StoreConfig::new(dir.path().join("cache.db"));
     config.max_total_bytes = 2 * 1024 * 1024; // threshold 1.6 MiB, target 1.2 MiB
     config.compress_threshold = usize::MAX; // sizes below are exact
+    config.access_granularity = Duration::ZERO; // every read counts for LRU
     let store = open_with(config, &CacheKey::generate());
     let entry = 10 * 1024;
     let expired_ttl = TtlPolicy {

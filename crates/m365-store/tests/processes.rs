@@ -28,7 +28,7 @@ fn spawn_child(db: &std::path::Path, key: &CacheKey, mode: &str) -> Child {
         .env(ENV_DB, db)
         .env(ENV_KEY, hex::encode(key.as_bytes()))
         .env(ENV_MODE, mode)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn child test process")
@@ -113,10 +113,22 @@ fn child_worker() {
                         &payload(&id, 100 + (i % 37) * 1000),
                     )
                     .expect("set");
+                if i == 0 {
+                    // Tell the parent the loop is running, so it kills a
+                    // writer and not a process that is still starting.
+                    use std::io::Write;
+                    println!("writing");
+                    std::io::stdout().flush().expect("flush");
+                }
                 if i % 25 == 0 {
+                    // Churn: drop an entry written a while ago.
+                    let old = format!("k{}", (i + 250) % 500);
                     store
-                        .invalidate_pattern("email_get:acct:*", None, "churn")
-                        .expect("pattern");
+                        .invalidate(
+                            &[Invalidation::new("acct", "email_get", Scope::Item(old))],
+                            "churn",
+                        )
+                        .expect("invalidate");
                 }
                 if i % 50 == 0 {
                     store.maintain().expect("maintain");
@@ -155,6 +167,24 @@ fn two_processes_and_four_threads_share_one_file_without_errors() {
     assert!(stats.total.entries > 0);
 }
 
+/// Reads the child's stdout until `expected` (the test harness prints its
+/// own lines too).
+fn wait_for_line(child: &mut Child, expected: &str) {
+    use std::io::BufRead;
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read child stdout");
+        assert!(n > 0, "the child ended before it started writing");
+        // libtest prints "test child_worker ... " on the same line.
+        if line.trim_end().ends_with(expected) {
+            return;
+        }
+    }
+}
+
 #[test]
 fn a_process_killed_mid_write_never_corrupts_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,6 +194,7 @@ fn a_process_killed_mid_write_never_corrupts_the_file() {
     let rounds = 12;
     for round in 0..rounds {
         let mut child = spawn_child(&db, &key, "write-forever");
+        wait_for_line(&mut child, "writing");
         // Let it get well into its loop, at a different point each round.
         let start = Instant::now();
         std::thread::sleep(Duration::from_millis(150 + (round * 53) % 250));

@@ -23,7 +23,8 @@ use crate::error::ToolError;
 
 /// Largest file sent in one simple `PUT`; larger ones use an upload session.
 pub const SIMPLE_UPLOAD_MAX: u64 = 4 * 1024 * 1024;
-const ITEM_FIELDS: &str =
+/// The drive item fields listings ask for.
+pub const ITEM_FIELDS: &str =
     "id,name,size,file,folder,parentReference,lastModifiedDateTime,createdDateTime,webUrl";
 /// Most children read from one folder.
 const MAX_CHILDREN: usize = 10_000;

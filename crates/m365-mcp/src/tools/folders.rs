@@ -19,8 +19,6 @@ use super::{Cache, DESTRUCTIVE, READ, ToolDef, ToolResult, UPDATE, WRITE};
 use crate::app::App;
 use crate::error::ToolError;
 
-/// Children listings in flight at once while walking a tree.
-const TREE_CONCURRENCY: usize = 4;
 /// Most folders a tree may hold; a bigger one is refused rather than cut.
 const MAX_TREE_FOLDERS: usize = 5_000;
 /// Most children read from one folder.
@@ -298,28 +296,32 @@ async fn folder_get_tree(app: Arc<App>, account: AccountRecord, p: FolderTreePar
     let mut top_children: Vec<String> = Vec::new();
     // (folder id, depth of its children)
     let mut level: Vec<(String, usize)> = vec![(root_id.clone(), 1)];
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(TREE_CONCURRENCY));
+    // Level by level; each level's listings go twenty to a $batch call.
     while !level.is_empty() {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (id, depth) in level.drain(..) {
-            let app = app.clone();
-            let account = account.clone();
-            let semaphore = semaphore.clone();
-            tasks.spawn(async move {
-                let _permit = semaphore
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| ToolError::Unavailable("the server is shutting down".into()))?;
-                let path = item_by_id("folder_id", &id)?;
-                let items = children(&app, &account, &path, MAX_CHILDREN).await?;
-                Ok::<_, ToolError>((id, depth, items))
-            });
-        }
+        let depth_of: HashMap<String, usize> = level.iter().cloned().collect();
+        let listings = level
+            .drain(..)
+            .map(|(id, _)| {
+                Ok((
+                    id.clone(),
+                    format!("{}/children", item_by_id("folder_id", &id)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, ToolError>>()?;
+        let top = MAX_CHILDREN.clamp(1, 200).to_string();
+        let listed = super::listing::list_many(
+            &app,
+            &account.account_id,
+            listings,
+            &[
+                ("$select", super::files::ITEM_FIELDS),
+                ("$top", top.as_str()),
+            ],
+        )
+        .await?;
         let mut next = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (parent, depth, items) = joined.map_err(|e| {
-                ToolError::Unavailable(format!("reading a branch of the tree failed: {e}"))
-            })??;
+        for (parent, items) in listed {
+            let depth = depth_of.get(&parent).copied().unwrap_or(max_depth);
             crate::progress::report(nodes.len() as u64 + 1, None, "drive folders read");
             for item in items.iter().filter(|i| is_folder(i)) {
                 let Some(id) = item["id"].as_str() else {

@@ -10,8 +10,6 @@ use m365_store::{AccountRecord, Dependencies};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::args::check_range;
 use super::mail::{canonical_folder, folder_segment};
@@ -22,8 +20,6 @@ use crate::error::ToolError;
 
 const TREE_FIELDS: &str =
     "id,displayName,parentFolderId,childFolderCount,unreadItemCount,totalItemCount,isHidden";
-/// Folder listings fetched at once for one tree.
-const TREE_CONCURRENCY: usize = 4;
 /// Most folders a tree holds; larger mailboxes are refused rather than cut.
 const MAX_TREE_FOLDERS: usize = 5_000;
 /// Most messages a bulk operation collects.
@@ -318,8 +314,8 @@ fn too_many() -> ToolError {
     ))
 }
 
-/// Fetches the tree level by level, each level's listings concurrently
-/// (at most [`TREE_CONCURRENCY`] at once). Any failed listing fails the
+/// Fetches the tree level by level, each level's listings twenty to a
+/// `$batch` call with a few calls in flight. Any failed listing fails the
 /// whole tree: a partial tree is never returned as complete.
 async fn emailfolders_get_tree(app: Arc<App>, account: AccountRecord, p: TreeParams) -> ToolResult {
     let max_depth = check_range("max_depth", p.max_depth, 1, 25)?;
@@ -347,44 +343,27 @@ async fn emailfolders_get_tree(app: Arc<App>, account: AccountRecord, p: TreePar
             .collect()
     };
     let mut frontier = expandable(&top);
-    let limit = Arc::new(Semaphore::new(TREE_CONCURRENCY));
+    // Level by level; each level's listings go twenty to a $batch call.
+    let mut query = vec![("$top", "100"), ("$select", TREE_FIELDS)];
+    if p.include_hidden {
+        query.push(("includeHiddenFolders", "true"));
+    }
     for _depth in 1..max_depth {
         if frontier.is_empty() {
             break;
         }
-        let mut tasks = JoinSet::new();
-        for id in frontier.drain(..) {
-            let app = app.clone();
-            let account_id = account_id.clone();
-            let limit = limit.clone();
-            let include_hidden = p.include_hidden;
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.map_err(|_| {
-                    ToolError::Unavailable("the folder tree fetch was cancelled".into())
-                })?;
-                let segment = encode_segment(&id);
-                let listed = list_children(&app, &account_id, Some(&segment), include_hidden).await;
-                listed.map(|folders| (id, folders))
-            });
-        }
+        let listings = frontier
+            .drain(..)
+            .map(|id| {
+                let path = format!("/me/mailFolders/{}/childFolders", encode_segment(&id));
+                (id, path)
+            })
+            .collect();
+        let listed = super::listing::list_many(&app, &account_id, listings, &query).await?;
         let mut next = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (id, folders) = match joined {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => {
-                    tasks.abort_all();
-                    return Err(e);
-                }
-                Err(e) => {
-                    tasks.abort_all();
-                    return Err(ToolError::Unavailable(format!(
-                        "a folder listing failed to complete: {e}"
-                    )));
-                }
-            };
+        for (id, folders) in listed {
             total += folders.len();
             if total > MAX_TREE_FOLDERS {
-                tasks.abort_all();
                 return Err(too_many());
             }
             next.extend(expandable(&folders));
@@ -559,32 +538,57 @@ async fn message_ids(
         .collect())
 }
 
-/// Runs one request per id through `$batch` and reports each failure.
+/// Runs one request per id through `$batch` — twenty per Graph call, a few
+/// calls in flight — and reports each failure.
 async fn bulk(
-    app: &App,
+    app: &Arc<App>,
     account: &str,
     ids: &[String],
-    request: impl Fn(String) -> BatchRequest,
+    request: fn(String) -> BatchRequest,
 ) -> Result<(usize, Vec<Value>), ToolError> {
     if ids.is_empty() {
         return Ok((0, Vec::new()));
     }
-    let mut pending: Vec<BatchRequest> = ids
-        .iter()
-        .map(|id| request(format!("/me/messages/{}", encode_segment(id))))
-        .collect();
-    // Groups of five $batch requests, so long runs can report progress.
-    let mut answers = Vec::with_capacity(ids.len());
-    while !pending.is_empty() {
-        let rest = pending.split_off(pending.len().min(5 * m365_graph::MAX_BATCH_SIZE));
-        answers.extend(app.graph.batch(account, pending).await?);
-        crate::progress::report(
-            answers.len() as u64,
-            Some(ids.len() as u64),
-            "messages processed",
-        );
-        pending = rest;
+    let limit = Arc::new(tokio::sync::Semaphore::new(4));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, chunk) in ids.chunks(m365_graph::MAX_BATCH_SIZE).enumerate() {
+        let requests: Vec<BatchRequest> = chunk
+            .iter()
+            .map(|id| request(format!("/me/messages/{}", encode_segment(id))))
+            .collect();
+        let app = app.clone();
+        let account = account.to_string();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _turn = limit
+                .acquire_owned()
+                .await
+                .map_err(|_| ToolError::Unavailable("the bulk run was cancelled".into()))?;
+            Ok::<_, ToolError>((index, app.graph.batch(&account, requests).await?))
+        });
     }
+    let mut parts = Vec::new();
+    let mut done = 0u64;
+    while let Some(joined) = tasks.join_next().await {
+        let (index, answers) = match joined {
+            Ok(Ok(part)) => part,
+            Ok(Err(e)) => {
+                tasks.abort_all();
+                return Err(e);
+            }
+            Err(e) => {
+                tasks.abort_all();
+                return Err(ToolError::Unavailable(format!(
+                    "a bulk request did not complete: {e}"
+                )));
+            }
+        };
+        done += answers.len() as u64;
+        crate::progress::report(done, Some(ids.len() as u64), "messages processed");
+        parts.push((index, answers));
+    }
+    parts.sort_by_key(|(index, _)| *index);
+    let answers = parts.into_iter().flat_map(|(_, answers)| answers).collect();
     Ok(tally(ids, answers))
 }
 

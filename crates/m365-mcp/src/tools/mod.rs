@@ -19,6 +19,7 @@ pub mod files;
 pub mod files_local;
 pub mod folders;
 pub mod item_args;
+pub mod listing;
 pub mod mail;
 pub mod mail_folders;
 pub mod mail_rules;
