@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::World;
+use common::{World, ok};
 use m365_mcp::demo::{Client, call};
 use serde_json::{Value, json};
 
@@ -95,13 +95,6 @@ fn error_text(value: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-/// Calls a tool that must succeed.
-async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let (value, err, _) = call(client, tool, args.clone()).await.unwrap();
-    assert!(!err, "{tool} {args} failed: {value}");
-    value
 }
 
 /// Calls a tool that must fail with `expected` in its message, without any

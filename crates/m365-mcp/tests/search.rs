@@ -5,22 +5,9 @@
 
 mod common;
 
-use common::World;
-use m365_mcp::demo::{Client, call, sign_in_all};
+use common::{World, fails, ok};
+use m365_mcp::demo::sign_in_all;
 use serde_json::{Value, json};
-
-async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let (value, err, _) = call(client, tool, args.clone()).await.unwrap();
-    assert!(!err, "{tool} {args} failed: {value}");
-    value
-}
-
-async fn fails(client: &Client, tool: &str, args: Value, expected: &str) {
-    let (value, err, _) = call(client, tool, args.clone()).await.unwrap();
-    assert!(err, "{tool} {args} should fail: {value}");
-    let text = value["error"]["text"].as_str().unwrap_or_default();
-    assert!(text.contains(expected), "{tool} {args}: {text}");
-}
 
 fn names(result: &Value) -> Vec<String> {
     result["value"]

@@ -1,5 +1,5 @@
-//! Argument helpers shared by the calendar, contacts, OneDrive and search
-//! tools: ids bound for a URL, confirmations, recipient lists, free text.
+//! Argument helpers shared by the tool families: ids bound for a URL,
+//! confirmations, e-mail addresses and recipient lists, free text.
 
 use m365_graph::{encode_segment, validate_id};
 use schemars::JsonSchema;
@@ -19,20 +19,31 @@ pub enum StringOrList {
 }
 
 impl StringOrList {
-    /// The values: comma-split, trimmed, empty ones dropped, duplicates
-    /// (ignoring ASCII case) removed, order kept.
+    /// The values: a single string is comma-split, a list is taken as
+    /// given (a path may contain a comma); trimmed, empty ones dropped,
+    /// duplicates (ignoring ASCII case) removed, order kept.
     pub fn items(&self) -> Vec<String> {
-        let raw: Vec<&str> = match self {
-            StringOrList::One(s) => s.split(',').collect(),
-            StringOrList::Many(list) => list.iter().flat_map(|s| s.split(',')).collect(),
-        };
         let mut out: Vec<String> = Vec::new();
-        for value in raw.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
-            if !out.iter().any(|o| o.eq_ignore_ascii_case(value)) {
-                out.push(value.to_string());
+        for value in self.entries() {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(&value)) {
+                out.push(value);
             }
         }
         out
+    }
+
+    /// The values as given — trimmed, empty ones dropped — without removing
+    /// repeats (a repeated attachment is still an attachment to count).
+    pub fn entries(&self) -> Vec<String> {
+        let raw: Vec<&str> = match self {
+            StringOrList::One(s) => s.split(',').collect(),
+            StringOrList::Many(list) => list.iter().map(String::as_str).collect(),
+        };
+        raw.into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -76,22 +87,31 @@ pub fn required_text(param: &str, value: &str, max: usize) -> Result<String, Too
     Ok(trimmed.to_string())
 }
 
-/// Checks the shape of an email address (`local@domain`, no spaces).
+/// True for a plain e-mail address (`local@domain`).
+pub fn is_address(address: &str) -> bool {
+    const LOCAL_EXTRA: &str = ".!#$%&'*+/=?^_`{|}~-";
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || LOCAL_EXTRA.contains(c))
+        && !domain.is_empty()
+        && domain.len() <= 255
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Checks an e-mail address and returns it trimmed.
 pub fn check_email(param: &str, value: &str) -> Result<String, ToolError> {
     let address = value.trim();
-    let valid = match address.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
-                && !address.contains(['<', '>', '"', ',', ';'])
-        }
-        None => false,
-    };
-    if !valid || address.len() > 320 {
+    if !is_address(address) {
         return Err(ToolError::invalid(
             param,
             value,

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::check_range;
+use super::item_args::require_confirm;
 use super::mail::{canonical_folder, folder_segment};
-use super::mail_write::require_confirm;
 use super::{Cache, DESTRUCTIVE, READ, Target, ToolDef, ToolResult, UPDATE, WRITE};
 use crate::app::App;
 use crate::error::ToolError;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::args::default_true;
+use super::item_args::{is_address, require_confirm};
 use super::mail::well_known_name;
-use super::mail_write::{is_address, require_confirm};
 use super::{Cache, DESTRUCTIVE, READ, Target, ToolDef, ToolResult, UPDATE, WRITE, listed_ids};
 use crate::app::App;
 use crate::error::ToolError;

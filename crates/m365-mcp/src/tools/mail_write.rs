@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::args::default_true;
 use super::files_local;
+pub use super::item_args::{StringOrList, id_segment, is_address, require_confirm};
 use super::mail::canonical_folder;
 use super::{Cache, DESTRUCTIVE, Hints, Target, ToolDef, ToolResult, UPDATE, WRITE};
 use crate::app::App;
@@ -32,70 +33,6 @@ pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024;
 /// Attachments are sent inline while their total stays at or below this
 /// (3 MiB); larger ones go through an upload session.
 pub const INLINE_LIMIT: u64 = 3 * 1024 * 1024;
-
-/// A string or a list of strings; a string is split on commas.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
-pub enum StringOrList {
-    /// One string, possibly comma-separated.
-    One(String),
-    /// A list of strings.
-    Many(Vec<String>),
-}
-
-impl StringOrList {
-    /// The non-empty, trimmed entries.
-    pub fn entries(&self) -> Vec<String> {
-        let raw: Vec<&str> = match self {
-            StringOrList::One(s) => s.split(',').collect(),
-            StringOrList::Many(list) => list.iter().map(String::as_str).collect(),
-        };
-        raw.into_iter()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-/// Refuses a sending or destructive operation the user has not confirmed.
-pub fn require_confirm(confirm: bool, what: &str) -> Result<(), ToolError> {
-    if confirm {
-        return Ok(());
-    }
-    Err(ToolError::invalid(
-        "confirm",
-        "false",
-        &format!("{what} requires confirm=true to proceed"),
-        "confirm=true, passed once the user has explicitly agreed",
-    ))
-}
-
-/// The encoded URL segment of an id, after checking it.
-pub fn id_segment(param: &str, id: &str) -> Result<String, ToolError> {
-    Ok(encode_segment(validate_id(param, id.trim())?))
-}
-
-/// True for a plain e-mail address (`local@domain`).
-pub fn is_address(address: &str) -> bool {
-    const LOCAL_EXTRA: &str = ".!#$%&'*+/=?^_`{|}~-";
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || LOCAL_EXTRA.contains(c))
-        && !domain.is_empty()
-        && domain.len() <= 255
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
 
 /// One recipient entry, `a@b.c` or `Name <a@b.c>`, as Graph's recipient.
 fn recipient(param: &str, entry: &str) -> Result<(String, Value), ToolError> {
@@ -134,7 +71,7 @@ pub fn recipients(
     let mut lists = [Vec::new(), Vec::new()];
     let sources = [("to", Some(to)), ("cc", cc)];
     for (i, (param, source)) in sources.into_iter().enumerate() {
-        for entry in source.map(StringOrList::entries).unwrap_or_default() {
+        for entry in source.map(StringOrList::items).unwrap_or_default() {
             let (key, value) = recipient(param, &entry)?;
             if !seen.contains(&key) {
                 seen.push(key);
@@ -1096,7 +1033,7 @@ async fn email_add_category(
     p: CategoryParams,
 ) -> ToolResult {
     let segment = id_segment("email_id", &p.email_id)?;
-    let adding = categories_value("categories", p.categories.entries())?;
+    let adding = categories_value("categories", p.categories.items())?;
     let current = app
         .graph
         .get(

@@ -108,3 +108,24 @@ impl World {
             .expect("run m365-mcp")
     }
 }
+
+/// Calls a tool that must succeed; returns its structured result.
+pub async fn ok(client: &Client, tool: &str, args: serde_json::Value) -> serde_json::Value {
+    let (value, err, _) = demo::call(client, tool, args.clone()).await.unwrap();
+    assert!(!err, "{tool} {args} failed: {value}");
+    value
+}
+
+/// Calls a tool that must fail with `expected` in its message.
+pub async fn fails(
+    client: &Client,
+    tool: &str,
+    args: serde_json::Value,
+    expected: &str,
+) -> serde_json::Value {
+    let (value, err, _) = demo::call(client, tool, args.clone()).await.unwrap();
+    assert!(err, "{tool} {args} should fail: {value}");
+    let text = value["error"]["text"].as_str().unwrap_or_default();
+    assert!(text.contains(expected), "{tool} {args}: {text}");
+    value
+}
