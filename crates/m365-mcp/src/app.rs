@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use m365_graph::GraphClient;
-use m365_store::{KeyManager, OpenOutcome, Opened, Store, StoreConfig};
+use m365_store::{KeyManager, OpenOutcome, Opened, StoreConfig};
 
 use crate::accounts::AccountManager;
+use crate::backend::CacheBackend;
 use crate::cache::CacheRuntime;
 use crate::config::ServerConfig;
 use crate::tools::Registry;
@@ -32,7 +33,7 @@ pub struct App {
     /// The Graph client (one per process; connections are reused).
     pub graph: GraphClient,
     /// The response cache, when open.
-    pub cache: Option<Store>,
+    pub cache: Option<CacheBackend>,
     /// Why there is no cache, if there is none.
     pub cache_state: CacheState,
     /// When the process started.
@@ -93,7 +94,7 @@ impl App {
             (None, CacheState::Disabled)
         } else {
             match open_store_file(&config.paths.db_path, &config.paths.db_path, &config) {
-                Ok(opened) => (Some(opened.store), CacheState::Open),
+                Ok(opened) => (Some(CacheBackend::Local(opened.store)), CacheState::Open),
                 Err(e) => {
                     tracing::warn!(error = %e, "the cache is unavailable; every call is answered from Graph");
                     (None, CacheState::Unavailable(e))
@@ -121,16 +122,24 @@ impl App {
     /// Starts the background worker (refreshes, warming, maintenance) and
     /// queues warming. Returns at once; nothing here delays a request.
     pub fn start_background(self: &Arc<Self>) {
-        if self.cache.is_none() {
-            crate::cache::start_warming(self);
-            return;
+        if self.cache.is_some() {
+            let handle = tokio::spawn(crate::cache::run_worker(
+                self.clone(),
+                self.worker_stop.subscribe(),
+            ));
+            *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         }
-        let handle = tokio::spawn(crate::cache::run_worker(
-            self.clone(),
-            self.worker_stop.subscribe(),
-        ));
-        *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
-        crate::cache::start_warming(self);
+        let app = self.clone();
+        tokio::spawn(async move { crate::cache::start_warming(&app).await });
+    }
+
+    /// Whether the background worker is running.
+    pub fn worker_running(&self) -> bool {
+        self.worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
     }
 
     /// Stops the worker, letting a running task finish (up to 10 s), and
@@ -145,15 +154,15 @@ impl App {
         {
             tracing::warn!("the background worker did not stop in time");
         }
-        if let Some(store) = &self.cache {
-            let _ = store.flush();
+        if let Some(cache) = &self.cache {
+            cache.flush();
         }
     }
 
     /// Purges everything cached for an account (sign-out).
-    pub fn purge_account_cache(&self, account_id: &str) -> u64 {
+    pub async fn purge_account_cache(&self, account_id: &str) -> u64 {
         match &self.cache {
-            Some(store) => store.purge_account(account_id).unwrap_or_else(|e| {
+            Some(cache) => cache.purge_account(account_id).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "could not purge the account's cache entries");
                 0
             }),
@@ -161,6 +170,3 @@ impl App {
         }
     }
 }
-
-/// The store type, re-exported for tools.
-pub type CacheStore = Store;

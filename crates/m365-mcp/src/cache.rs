@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::backend::CacheBackend;
 use crate::error::ToolError;
 use crate::tools::{ErasedHandler, Target, ToolResult};
 
@@ -80,7 +81,7 @@ pub struct CacheRuntime {
     /// first instead of calling Graph themselves.
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Wakes the worker when a task is enqueued.
-    pub(crate) wake: tokio::sync::Notify,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
     /// Warming progress.
     pub(crate) warming: Mutex<WarmingStatus>,
     /// Task ids that belong to warming.
@@ -143,6 +144,10 @@ fn from_entry(entry: &CachedEntry, status: &str) -> Result<Value, ToolError> {
     Ok(value)
 }
 
+/// How long a read waits for another server's fetch of the same entry
+/// before fetching itself.
+const FLIGHT_WAIT: Duration = Duration::from_secs(10);
+
 /// A cached read (see the module docs).
 pub async fn cached_read(
     app: &Arc<App>,
@@ -153,7 +158,7 @@ pub async fn cached_read(
     flags: ReadFlags,
     handler: ErasedHandler,
 ) -> ToolResult {
-    let Some(store) = app.cache.as_ref().filter(|_| flags.use_cache) else {
+    let Some(cache) = app.cache.as_ref().filter(|_| flags.use_cache) else {
         let mut value = handler(app.clone(), account.clone(), canonical).await?;
         annotate(&mut value, json!({"status": "bypass"}));
         return Ok(value);
@@ -162,17 +167,14 @@ pub async fn cached_read(
     if !flags.force_refresh {
         // An uncounted peek first, so a call that waits for another's fetch
         // below counts once (as the hit it turns out to be), not twice.
-        match store.freshness(&key) {
-            Ok(Some(Freshness::Fresh | Freshness::Stale)) => match store.get(&key) {
-                Ok(Some(entry)) if entry.freshness == Freshness::Fresh => {
-                    return from_entry(&entry, "fresh");
+        match cache.freshness(&key).await {
+            Ok(Some(Freshness::Fresh | Freshness::Stale)) => {
+                if let Some(answer) =
+                    serve_cached(app, cache, tool, account, &canonical, &key).await
+                {
+                    return answer;
                 }
-                Ok(Some(entry)) if entry.freshness == Freshness::Stale => {
-                    schedule_refresh(app, tool, &account.account_id, &canonical);
-                    return from_entry(&entry, "stale");
-                }
-                _ => {}
-            },
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cache read failed; asking Graph"),
         }
@@ -182,20 +184,43 @@ pub async fn cached_read(
         let _turn = gate.lock().await;
         let mut expired = None;
         if !flags.force_refresh {
-            match store.get(&key) {
-                Ok(Some(entry)) if entry.freshness == Freshness::Fresh => return from_entry(&entry, "fresh"),
-                Ok(Some(entry)) if entry.freshness == Freshness::Stale => {
-                    schedule_refresh(app, tool, &account.account_id, &canonical);
-                    return from_entry(&entry, "stale");
-                }
-                Ok(Some(entry)) => expired = Some(entry),
+            match cache.get(&key).await {
+                Ok(Some(entry)) => match serve_entry(app, tool, account, &canonical, entry) {
+                    Ok(answer) => return answer,
+                    Err(entry) => expired = Some(entry),
+                },
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cache read failed; asking Graph"),
             }
         }
-        match handler(app.clone(), account.clone(), canonical.clone()).await {
+        // Across servers sharing a cache: one fetches, the others wait for
+        // its answer instead of asking Graph the same question.
+        let flight = match cache.lock_flight(&key).await {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                cache.wait_flight(&key, FLIGHT_WAIT).await;
+                if !flags.force_refresh
+                    && let Ok(Some(entry)) = cache.get(&key).await
+                    && entry.freshness == Freshness::Fresh
+                {
+                    return from_entry(&entry, "fresh");
+                }
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no fetch lock; fetching without one");
+                None
+            }
+        };
+        let outcome = handler(app.clone(), account.clone(), canonical.clone()).await;
+        if let Ok(value) = &outcome {
+            store_value(app, &key, deps(&canonical, value), value).await;
+        }
+        if let Some(lock) = flight {
+            cache.unlock_flight(&key, lock).await;
+        }
+        match outcome {
             Ok(mut value) => {
-                store_value(app, &key, deps(&canonical, &value), &value);
                 annotate(
                     &mut value,
                     json!({"status": "miss", "cached_at": rfc3339_ms(m365_store::now_ms()), "age_seconds": 0}),
@@ -220,13 +245,46 @@ pub async fn cached_read(
     result
 }
 
-fn store_value(app: &App, key: &EntryKey, deps: Dependencies, value: &Value) {
-    let Some(store) = app.cache.as_ref() else {
+/// Serves a fresh or stale entry (scheduling a refresh for a stale one);
+/// hands an expired entry back for stale-if-error.
+fn serve_entry(
+    app: &App,
+    tool: &str,
+    account: &AccountRecord,
+    canonical: &Value,
+    entry: CachedEntry,
+) -> Result<ToolResult, CachedEntry> {
+    match entry.freshness {
+        Freshness::Fresh => Ok(from_entry(&entry, "fresh")),
+        Freshness::Stale => {
+            schedule_refresh(app, tool, &account.account_id, canonical);
+            Ok(from_entry(&entry, "stale"))
+        }
+        Freshness::Expired => Err(entry),
+    }
+}
+
+async fn serve_cached(
+    app: &App,
+    cache: &CacheBackend,
+    tool: &str,
+    account: &AccountRecord,
+    canonical: &Value,
+    key: &EntryKey,
+) -> Option<ToolResult> {
+    match cache.get(key).await {
+        Ok(Some(entry)) => serve_entry(app, tool, account, canonical, entry).ok(),
+        _ => None,
+    }
+}
+
+async fn store_value(app: &App, key: &EntryKey, deps: Dependencies, value: &Value) {
+    let Some(cache) = app.cache.as_ref() else {
         return;
     };
     match serde_json::to_vec(value) {
         Ok(bytes) => {
-            if let Err(e) = store.set(key, &deps, &bytes) {
+            if let Err(e) = cache.set(key, &deps, &bytes).await {
                 tracing::warn!(error = %e, resource = key.resource_type(), "result not cached");
             }
         }
@@ -249,9 +307,9 @@ pub async fn refresh_entry(
     let result = async {
         let _turn = gate.lock().await;
         let value = handler(app.clone(), account.clone(), canonical.clone()).await?;
-        store_value(app, &key, deps(&canonical, &value), &value);
-        if let Some(store) = &app.cache {
-            store.record_refresh(&account.account_id, tool);
+        store_value(app, &key, deps(&canonical, &value), &value).await;
+        if let Some(cache) = &app.cache {
+            cache.record_refresh(&account.account_id, tool).await;
         }
         Ok(json!({"refreshed": tool, "cache_key": key.as_str()}))
     }
@@ -262,21 +320,27 @@ pub async fn refresh_entry(
 
 /// Queues one background refresh of an entry; identical pending refreshes
 /// are de-duplicated by the queue, so many stale readers cause one refresh.
+/// Returns at once: the queueing itself runs in the background.
 pub fn schedule_refresh(app: &App, tool: &str, account_id: &str, canonical: &Value) {
-    let Some(store) = &app.cache else { return };
+    let Some(cache) = app.cache.clone() else {
+        return;
+    };
     let task = NewTask {
         priority: PRIORITY_REFRESH,
         ..NewTask::new(account_id, tool, canonical.clone())
     };
-    match store.enqueue_task(&task) {
-        Ok(_) => app.cache_runtime.wake.notify_one(),
-        Err(e) => tracing::warn!(error = %e, "could not queue a background refresh"),
-    }
+    let wake = app.cache_runtime.wake.clone();
+    tokio::spawn(async move {
+        match cache.enqueue_task(&task).await {
+            Ok(_) => wake.notify_one(),
+            Err(e) => tracing::warn!(error = %e, "could not queue a background refresh"),
+        }
+    });
 }
 
 /// Removes what a write changed, in the same call, before it answers.
-pub fn invalidate(app: &App, account_id: &str, tool: &str, targets: Vec<Target>) {
-    let Some(store) = &app.cache else { return };
+pub async fn invalidate(app: &App, account_id: &str, tool: &str, targets: Vec<Target>) {
+    let Some(cache) = &app.cache else { return };
     if targets.is_empty() {
         return;
     }
@@ -284,19 +348,21 @@ pub fn invalidate(app: &App, account_id: &str, tool: &str, targets: Vec<Target>)
         .into_iter()
         .map(|t| Invalidation::new(account_id, t.resource, t.scope))
         .collect();
-    if let Err(e) = store.invalidate(&targets, tool) {
+    if let Err(e) = cache.invalidate(&targets, tool).await {
         // Failing to invalidate must not leave stale data served as fresh:
         // drop everything of the affected resource types instead.
         tracing::warn!(error = %e, "precise invalidation failed; invalidating the resource types");
         for t in &targets {
-            let _ = store.invalidate(
-                &[Invalidation::new(
-                    account_id,
-                    &t.resource_type,
-                    m365_store::Scope::All,
-                )],
-                tool,
-            );
+            let _ = cache
+                .invalidate(
+                    &[Invalidation::new(
+                        account_id,
+                        &t.resource_type,
+                        m365_store::Scope::All,
+                    )],
+                    tool,
+                )
+                .await;
         }
     }
 }
@@ -325,7 +391,7 @@ const KEEP_FINISHED_TASKS: u64 = 500;
 /// them until `stop` fires. Also reaps tasks a crashed worker left running,
 /// prunes finished tasks and runs store maintenance.
 pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let Some(store) = app.cache.clone() else {
+    let Some(cache) = app.cache.clone() else {
         return;
     };
     let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(3600);
@@ -335,22 +401,9 @@ pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bo
         }
         if last_housekeeping.elapsed() > Duration::from_secs(60) {
             last_housekeeping = std::time::Instant::now();
-            let store = store.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(n) = store.reap_stuck_tasks(stall_after())
-                    && n > 0
-                {
-                    tracing::warn!(tasks = n, "re-queued tasks a stopped worker left running");
-                }
-                let _ = store.prune_tasks(KEEP_FINISHED_TASKS);
-                if let Err(e) = store.maintain() {
-                    tracing::warn!(error = %e, "cache maintenance failed");
-                }
-            })
-            .await;
+            cache.maintain(stall_after(), KEEP_FINISHED_TASKS).await;
         }
-        let claimed = store.claim_task();
-        let task = match claimed {
+        let task = match cache.claim_task().await {
             Ok(Some(task)) => task,
             Ok(None) => {
                 tokio::select! {
@@ -362,7 +415,10 @@ pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bo
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a task");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.changed() => {}
+                }
                 continue;
             }
         };
@@ -370,18 +426,19 @@ pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bo
         let warming = lock(&app.cache_runtime.warming_tasks).contains(&task.task_id);
         match outcome {
             Ok(result) => {
-                let _ = store.complete_task(&task.task_id, &result);
+                let _ = cache.complete_task(&task.task_id, &result).await;
                 if warming {
                     warming_progress(&app, &task.task_id, |w| w.operations_completed += 1);
                 }
             }
             Err(error) => {
-                let status = store
+                let status = cache
                     .fail_task(
                         &task.task_id,
                         &error.to_string(),
                         retry_backoff(task.attempts),
                     )
+                    .await
                     .unwrap_or(TaskStatus::Failed);
                 tracing::info!(operation = %task.operation, attempt = task.attempts, ?status, "background task failed");
                 if warming && status == TaskStatus::Failed {
@@ -441,12 +498,12 @@ pub const WARMING_PLAN: &[(&str, &str)] = &[
 
 /// Queues warming for every signed-in account (skipping what is fresh), and
 /// returns at once: the worker does the rest in the background.
-pub fn start_warming(app: &Arc<App>) {
+pub async fn start_warming(app: &Arc<App>) {
     let mut status = WarmingStatus {
         enabled: app.config.warming && app.cache.is_some(),
         ..WarmingStatus::default()
     };
-    let Some(store) = app.cache.as_ref().filter(|_| app.config.warming) else {
+    let Some(cache) = app.cache.as_ref().filter(|_| app.config.warming) else {
         status.status = Some(if app.cache.is_none() {
             "Cache warming is off: the cache is not open.".into()
         } else {
@@ -471,7 +528,7 @@ pub fn start_warming(app: &Arc<App>) {
         for account in &accounts {
             status.operations_total += 1;
             let key = EntryKey::new(&account.account_id, operation, &canonical);
-            if matches!(store.freshness(&key), Ok(Some(Freshness::Fresh))) {
+            if matches!(cache.freshness(&key).await, Ok(Some(Freshness::Fresh))) {
                 status.operations_skipped += 1;
                 continue;
             }
@@ -480,7 +537,7 @@ pub fn start_warming(app: &Arc<App>) {
                 priority: (PRIORITY_WARMING + position as i64).min(10),
                 ..NewTask::new(&account.account_id, operation, canonical.clone())
             };
-            match store.enqueue_task(&task) {
+            match cache.enqueue_task(&task).await {
                 Ok(enqueued) => queued.push(enqueued.task_id),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not queue warming");

@@ -14,11 +14,14 @@
 
 pub mod accounts;
 pub mod app;
+pub mod backend;
 pub mod cache;
 pub mod cache_cmd;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
+pub mod http;
 pub mod logging;
 pub mod progress;
 pub mod server;

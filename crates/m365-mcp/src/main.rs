@@ -31,7 +31,7 @@ enum Command {
     Sandbox(demo::SandboxArgs),
 }
 
-#[derive(Debug, clap::Args, Default)]
+#[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// `stdio` (default) or `http`.
     #[arg(long, env = "MCP_TRANSPORT", default_value = "stdio")]
@@ -91,10 +91,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         log_config.level = "warn".into();
     }
     let _log_guard = logging::init(&log_config)?;
-    match cli.command.unwrap_or(Command::Serve(ServeArgs {
-        transport: std::env::var("MCP_TRANSPORT").unwrap_or_else(|_| "stdio".into()),
-        ..ServeArgs::default()
-    })) {
+    let command = match cli.command {
+        Some(command) => command,
+        // No subcommand: serve, with the MCP_* variables clap would read.
+        None => Command::Serve(ServeArgs {
+            transport: std::env::var("MCP_TRANSPORT").unwrap_or_else(|_| "stdio".into()),
+            host: std::env::var("MCP_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
+            port: match std::env::var("MCP_PORT") {
+                Ok(p) => p.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("Invalid MCP_PORT '{p}'. Expected: a port number such as 8000")
+                })?,
+                Err(_) => 8000,
+            },
+        }),
+    };
+    match command {
         Command::Serve(args) => serve(config, args).await,
         Command::Auth(command) => auth(config, command).await,
         Command::Cache(command) => {
@@ -113,11 +124,17 @@ async fn serve(config: ServerConfig, args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(version = m365_mcp::VERSION, "serving MCP on stdio");
             McpServer::new(app).serve_stdio().await
         }
-        "http" => anyhow::bail!(
-            "the Streamable HTTP transport (host {}, port {}) is not available in this build yet; use --transport stdio",
-            args.host,
-            args.port
-        ),
+        "http" => {
+            // Settings are checked before anything is opened: a bad token
+            // fails fast, without touching the cache or the accounts.
+            let options = m365_mcp::http::HttpOptions::from_env(args.host, args.port)?;
+            let app = App::start(config).await?;
+            m365_mcp::http::serve(app, options, async {
+                let signal = m365_mcp::server::shutdown_signal().await;
+                tracing::info!(signal, "shutting down");
+            })
+            .await
+        }
         other => anyhow::bail!("Invalid transport '{other}'. Expected: stdio or http"),
     }
 }
@@ -154,7 +171,7 @@ async fn auth(config: ServerConfig, command: AuthCommand) -> anyhow::Result<()> 
         AuthCommand::Remove { account } => {
             let record = app.accounts.resolve(Some(&account))?;
             app.accounts.remove(&record.account_id)?;
-            let purged = app.purge_account_cache(&record.account_id);
+            let purged = app.purge_account_cache(&record.account_id).await;
             println!(
                 "Signed out {} ({}); {purged} cache entries removed.",
                 record.username, record.account_id

@@ -137,7 +137,7 @@ pub fn tools() -> Vec<ToolDef> {
     ]
 }
 
-fn store(app: &App) -> Result<&m365_store::Store, ToolError> {
+fn store(app: &App) -> Result<&crate::backend::CacheBackend, ToolError> {
     app.cache.as_ref().ok_or_else(|| {
         ToolError::Unavailable(match &app.cache_state {
             CacheState::Disabled => "The cache is disabled (M365_MCP_CACHE_ENABLED=false).".into(),
@@ -147,19 +147,20 @@ fn store(app: &App) -> Result<&m365_store::Store, ToolError> {
     })
 }
 
-fn unavailable(e: m365_store::StoreError) -> ToolError {
+fn unavailable(e: crate::backend::CacheError) -> ToolError {
     ToolError::Unavailable(format!("cache error: {e}"))
 }
 
 async fn stats(app: Arc<App>, _: NoParams) -> ToolResult {
     let store = store(&app)?;
-    let stats = store.stats().map_err(unavailable)?;
+    let stats = store.stats().await.map_err(unavailable)?;
     let usage = stats.total.stored_bytes as f64 * 100.0 / stats.max_total_bytes.max(1) as f64;
     let mut value =
         serde_json::to_value(&stats).map_err(|e| ToolError::Unavailable(e.to_string()))?;
     if let Some(obj) = value.as_object_mut() {
         obj.insert("state".into(), json!("open"));
         obj.insert("encrypted".into(), json!(store.is_encrypted()));
+        obj.insert("backend".into(), json!(store.kind().as_str()));
         obj.insert(
             "usage_percent".into(),
             json!((usage * 100.0).round() / 100.0),
@@ -185,6 +186,7 @@ async fn invalidate(app: Arc<App>, p: InvalidateParams) -> ToolResult {
     };
     let removed = store
         .invalidate_pattern(p.pattern.trim(), account.as_deref(), &p.reason)
+        .await
         .map_err(unavailable)?;
     Ok(json!({
         "entries_deleted": removed,
@@ -217,6 +219,7 @@ async fn task_status(app: Arc<App>, p: TaskIdParams) -> ToolResult {
     let store = store(&app)?;
     let task = store
         .get_task(p.task_id.trim())
+        .await
         .map_err(unavailable)?
         .ok_or_else(|| {
             ToolError::invalid(
@@ -249,6 +252,7 @@ async fn task_list(app: Arc<App>, p: TaskListParams) -> ToolResult {
     };
     let tasks = store
         .list_tasks(status, account.as_deref(), limit as u32)
+        .await
         .map_err(unavailable)?;
     let value: Vec<Value> = tasks.iter().map(task_json).collect();
     Ok(json!({ "value": value, "count": value.len() }))
@@ -287,6 +291,7 @@ async fn enqueue(app: Arc<App>, p: EnqueueParams) -> ToolResult {
             priority,
             ..NewTask::new(&account.account_id, tool.name(), canonical)
         })
+        .await
         .map_err(unavailable)?;
     app.cache_runtime.wake.notify_one();
     Ok(json!({

@@ -404,7 +404,8 @@ impl ToolDef {
                             &account.account_id,
                             self.name,
                             invalidates(&canonical, &result),
-                        );
+                        )
+                        .await;
                         Ok(result)
                     }
                 }
