@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p m365-mcp -p m365-bench
-//! target/release/m365-bench [startup|cached|warming|day|trees|upload|all] [--server target/release/m365-mcp]
+//! target/release/m365-bench [startup|cached|warming|day|trees|upload|http|all] [--server target/release/m365-mcp]
 //! ```
 //!
 //! Results go to stdout as Markdown, ready for docs/benchmarks.md.
@@ -699,6 +699,334 @@ async fn day(exe: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+const HTTP_TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+
+/// A server in HTTP mode: the child process and its MCP URL.
+struct HttpServer {
+    child: tokio::process::Child,
+    url: String,
+}
+
+async fn spawn_http(exe: &Path, env: &[(String, String)]) -> anyhow::Result<HttpServer> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--transport", "http", "--port", "0"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("MCP_AUTH_TOKEN", HTTP_TOKEN)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                return Ok(url.to_string());
+            }
+        }
+        anyhow::bail!("the server exited before listening")
+    })
+    .await??;
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(HttpServer { child, url })
+}
+
+async fn connect_http(url: &str) -> anyhow::Result<Client> {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(HTTP_TOKEN);
+    Ok(
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await?,
+    )
+}
+
+/// A redis-server of our own on a free loopback port, stopped on drop.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> anyhow::Result<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start redis-server: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(RedisServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Cached tool calls per second over Streamable HTTP: `clients` MCP
+/// sessions in a closed loop for `seconds`, each calling a cached
+/// `email_list` (10 messages) for one of two accounts.
+async fn http_load_run(
+    exe: &Path,
+    world: &World,
+    users: &[String],
+    clients: usize,
+    seconds: u64,
+    label: &str,
+) -> anyhow::Result<()> {
+    let mut server = spawn_http(exe, &world.env).await?;
+    let pid = server.child.id().unwrap_or(0);
+    let mut sessions = Vec::new();
+    for i in 0..clients {
+        let client = connect_http(&server.url).await?;
+        let args = json!({"account_id": users[i % users.len()], "limit": 10});
+        // Warm: the first call per account fills the cache.
+        let (value, err, _) = call(&client, "email_list", args.clone()).await?;
+        anyhow::ensure!(!err, "email_list failed: {value}");
+        sessions.push((client, args));
+    }
+    world.sandbox.reset_counters();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, args) in sessions {
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                match call(&client, "email_list", args.clone()).await {
+                    Ok((_, false, elapsed)) => samples.push(elapsed),
+                    _ => errors += 1,
+                }
+            }
+            let _ = client.cancel().await;
+            (samples, errors)
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (s, e) = t.await?;
+        samples.extend(s);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = samples.len() as f64 / elapsed;
+    let graph = world.sandbox.counts().graph;
+    let rss = rss_mib(pid);
+    let p = percentiles(samples);
+    row(
+        &format!("{label}: `email_list` (10) cached, {clients} clients"),
+        &p,
+        graph,
+        &format!("**{rate:.0} calls/s**, {errors} errors, server RSS {rss:.1} MiB"),
+    );
+    let _ = server.child.kill().await;
+    Ok(())
+}
+
+/// A minimal Streamable HTTP MCP client: one session (initialize,
+/// initialized), then `tools/call` POSTs whose SSE answer is read whole and
+/// parsed. It costs the load generator little, so the figure shows what the
+/// server can do on a machine it shares with its clients.
+struct LeanClient {
+    http: reqwest::Client,
+    url: String,
+    session: String,
+    next_id: u64,
+}
+
+impl LeanClient {
+    async fn connect(url: &str) -> anyhow::Result<LeanClient> {
+        let http = reqwest::Client::builder().build()?;
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "m365-bench-lean", "version": "1"}}});
+        let response = http
+            .post(url)
+            .bearer_auth(HTTP_TOKEN)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .body(init.to_string())
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "initialize: {}",
+            response.status()
+        );
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("no session id"))?
+            .to_string();
+        let _ = response.bytes().await?;
+        let mut client = LeanClient {
+            http,
+            url: url.to_string(),
+            session,
+            next_id: 1,
+        };
+        client
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?;
+        Ok(client)
+    }
+
+    async fn post(&mut self, body: Value) -> anyhow::Result<Option<Value>> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(HTTP_TOKEN)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("Mcp-Session-Id", &self.session)
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .body(body.to_string())
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "{}", response.status());
+        let text = response.text().await?;
+        for line in text.lines() {
+            if let Some(data) = line.strip_prefix("data:")
+                && !data.trim().is_empty()
+            {
+                return Ok(Some(serde_json::from_str(data.trim())?));
+            }
+        }
+        Ok(text
+            .trim()
+            .starts_with('{')
+            .then(|| serde_json::from_str(&text))
+            .transpose()?)
+    }
+
+    async fn call(&mut self, tool: &str, args: &Value) -> anyhow::Result<Duration> {
+        self.next_id += 1;
+        let started = Instant::now();
+        let answer = self
+            .post(
+                json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+                "params": {"name": tool, "arguments": args}}),
+            )
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no answer"))?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            answer["result"]["isError"] == false,
+            "{tool} failed: {answer}"
+        );
+        Ok(elapsed)
+    }
+}
+
+async fn http_lean_run(
+    exe: &Path,
+    world: &World,
+    users: &[String],
+    clients: usize,
+    seconds: u64,
+    label: &str,
+) -> anyhow::Result<()> {
+    let mut server = spawn_http(exe, &world.env).await?;
+    let pid = server.child.id().unwrap_or(0);
+    let mut sessions = Vec::new();
+    for i in 0..clients {
+        let mut client = LeanClient::connect(&server.url).await?;
+        let args = json!({"account_id": users[i % users.len()], "limit": 10});
+        client.call("email_list", &args).await?;
+        sessions.push((client, args));
+    }
+    world.sandbox.reset_counters();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut client, args) in sessions {
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                match client.call("email_list", &args).await {
+                    Ok(elapsed) => samples.push(elapsed),
+                    Err(_) => errors += 1,
+                }
+            }
+            (samples, errors)
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (s, e) = t.await?;
+        samples.extend(s);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = samples.len() as f64 / elapsed;
+    let graph = world.sandbox.counts().graph;
+    let rss = rss_mib(pid);
+    let p = percentiles(samples);
+    row(
+        &format!("{label}: `email_list` (10) cached, {clients} lean clients"),
+        &p,
+        graph,
+        &format!("**{rate:.0} calls/s**, {errors} errors, server RSS {rss:.1} MiB"),
+    );
+    let _ = server.child.kill().await;
+    Ok(())
+}
+
+async fn http(exe: &Path) -> anyhow::Result<()> {
+    println!("\n### Streamable HTTP under load (16 concurrent MCP sessions, 10 s each)\n");
+    let mut world = World::new(100).await?;
+    let (server, users) = signed_in(&world, exe).await?;
+    server.client.cancel().await?;
+    let users: Vec<String> = users.into_iter().take(2).collect();
+    header();
+    http_lean_run(exe, &world, &users, 16, 10, "SQLCipher").await?;
+    http_load_run(exe, &world, &users, 16, 10, "SQLCipher").await?;
+    match RedisServer::start() {
+        Ok(redis) => {
+            world.set("M365_MCP_CACHE_BACKEND", "redis");
+            world.set("M365_MCP_REDIS_URL", &redis.url);
+            http_lean_run(exe, &world, &users, 16, 10, "Redis").await?;
+            http_load_run(exe, &world, &users, 16, 10, "Redis").await?;
+        }
+        Err(e) => println!("\n(Redis run skipped: {e})"),
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -734,6 +1062,7 @@ async fn main() -> anyhow::Result<()> {
         "trees" => trees(&exe).await?,
         "upload" => upload(&exe).await?,
         "day" => day(&exe).await?,
+        "http" => http(&exe).await?,
         "all" => {
             startup(&exe).await?;
             cached(&exe).await?;
@@ -741,9 +1070,10 @@ async fn main() -> anyhow::Result<()> {
             day(&exe).await?;
             trees(&exe).await?;
             upload(&exe).await?;
+            http(&exe).await?;
         }
         other => anyhow::bail!(
-            "unknown scenario {other}: startup, cached, warming, day, trees, upload or all"
+            "unknown scenario {other}: startup, cached, warming, day, trees, upload, http or all"
         ),
     }
     Ok(())

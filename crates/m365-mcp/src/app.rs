@@ -77,6 +77,34 @@ pub fn open_store_file(
     Ok(opened)
 }
 
+/// Connects the Redis backend with the cache key from the key manager
+/// (servers sharing a Redis must share the key, e.g. `M365_MCP_CACHE_KEY`).
+/// Redis being down is not an error here: calls go to Graph until it
+/// answers.
+async fn open_shared(config: &ServerConfig) -> Result<crate::backend::SharedCache, String> {
+    let url = config
+        .redis_url
+        .clone()
+        .ok_or_else(|| "M365_MCP_REDIS_URL is not set".to_string())?;
+    let keys = KeyManager::from_env(config.paths.key_file(), config.accounts_db());
+    let loaded = tokio::task::spawn_blocking(move || keys.load_or_create())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut redis_config = m365_redis::RedisConfig::new(url);
+    redis_config.namespace = config.redis_namespace.clone();
+    redis_config.ttl_scale = config.ttl_scale;
+    let redis =
+        m365_redis::RedisCache::new(redis_config, &loaded.key).map_err(|e| e.to_string())?;
+    match redis.ping().await {
+        Ok(()) => tracing::info!(namespace = %config.redis_namespace, "shared cache on Redis"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis does not answer yet; calls go to Graph until it does")
+        }
+    }
+    Ok(crate::backend::SharedCache::new(redis))
+}
+
 impl App {
     /// Opens the accounts file and the cache, and builds the Graph client.
     /// Neither file failing to open stops the server: accounts then live in
@@ -92,6 +120,14 @@ impl App {
         };
         let (cache, cache_state) = if !config.cache_enabled {
             (None, CacheState::Disabled)
+        } else if config.cache_backend == crate::backend::BackendKind::Redis {
+            match open_shared(&config).await {
+                Ok(shared) => (Some(CacheBackend::Shared(shared)), CacheState::Open),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the shared cache is unavailable; every call is answered from Graph");
+                    (None, CacheState::Unavailable(e))
+                }
+            }
         } else {
             match open_store_file(&config.paths.db_path, &config.paths.db_path, &config) {
                 Ok(opened) => (Some(CacheBackend::Local(opened.store)), CacheState::Open),

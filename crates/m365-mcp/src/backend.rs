@@ -4,6 +4,8 @@
 //! statistics and the task queue — so the cache layer (`crate::cache`) and
 //! the cache tools never ask which one they have.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use m365_store::{
@@ -14,12 +16,77 @@ use m365_store::{
 /// A failed cache operation. Its text names what failed, never a key, a
 /// payload or an account.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CacheError(String);
+pub enum CacheError {
+    /// The operation failed.
+    #[error("{0}")]
+    Failed(String),
+    /// The shared cache is unreachable and is not being asked for a moment.
+    #[error("the shared cache is unreachable; answering from Graph until it is back")]
+    Down,
+}
 
 impl From<m365_store::StoreError> for CacheError {
     fn from(e: m365_store::StoreError) -> Self {
-        CacheError(e.to_string())
+        CacheError::Failed(e.to_string())
+    }
+}
+
+impl From<m365_redis::RedisCacheError> for CacheError {
+    fn from(e: m365_redis::RedisCacheError) -> Self {
+        CacheError::Failed(e.to_string())
+    }
+}
+
+/// How long the shared cache is left alone after it failed to answer.
+const SHARED_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// A Redis cache with a circuit breaker: when Redis does not answer, calls
+/// skip it for a moment (answering from Graph) instead of each waiting for
+/// the timeout, and the first call after the pause tries again.
+#[derive(Clone)]
+pub struct SharedCache {
+    redis: m365_redis::RedisCache,
+    down_until_ms: Arc<AtomicI64>,
+}
+
+impl SharedCache {
+    /// Wraps a Redis cache.
+    pub fn new(redis: m365_redis::RedisCache) -> Self {
+        SharedCache {
+            redis,
+            down_until_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// The Redis cache itself.
+    pub fn redis(&self) -> &m365_redis::RedisCache {
+        &self.redis
+    }
+
+    /// Whether calls are currently skipping Redis.
+    pub fn is_down(&self) -> bool {
+        m365_store::now_ms() < self.down_until_ms.load(Ordering::Relaxed)
+    }
+
+    async fn run<T, F>(&self, op: F) -> Result<T, CacheError>
+    where
+        F: std::future::Future<Output = Result<T, m365_redis::RedisCacheError>>,
+    {
+        if self.is_down() {
+            return Err(CacheError::Down);
+        }
+        match op.await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_unavailable() {
+                    let until = m365_store::now_ms() + SHARED_RETRY_AFTER.as_millis() as i64;
+                    if self.down_until_ms.swap(until, Ordering::Relaxed) < m365_store::now_ms() {
+                        tracing::warn!(error = %e, "the shared cache is unreachable; answering from Graph");
+                    }
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -47,6 +114,8 @@ impl BackendKind {
 pub enum FlightLock {
     /// No cross-process lock (SQLCipher, or Redis unreachable).
     Local,
+    /// A Redis lock to release after the fetch.
+    Shared(m365_redis::LockToken),
 }
 
 /// The cache backend of a running server.
@@ -54,12 +123,15 @@ pub enum FlightLock {
 pub enum CacheBackend {
     /// The encrypted SQLCipher file.
     Local(Store),
+    /// A Redis shared with other servers; values encrypted client-side.
+    Shared(SharedCache),
 }
 
 impl std::fmt::Debug for CacheBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             CacheBackend::Local(_) => "CacheBackend::Local",
+            CacheBackend::Shared(_) => "CacheBackend::Shared",
         })
     }
 }
@@ -69,6 +141,7 @@ impl CacheBackend {
     pub fn kind(&self) -> BackendKind {
         match self {
             CacheBackend::Local(_) => BackendKind::Sqlcipher,
+            CacheBackend::Shared(_) => BackendKind::Redis,
         }
     }
 
@@ -76,6 +149,16 @@ impl CacheBackend {
     pub fn local(&self) -> Option<&Store> {
         match self {
             CacheBackend::Local(s) => Some(s),
+            CacheBackend::Shared(_) => None,
+        }
+    }
+
+    /// Whether the cache is skipped for now (a shared cache that stopped
+    /// answering); calls then go to Graph.
+    pub fn is_down(&self) -> bool {
+        match self {
+            CacheBackend::Local(_) => false,
+            CacheBackend::Shared(r) => r.is_down(),
         }
     }
 
@@ -83,6 +166,7 @@ impl CacheBackend {
     pub fn is_encrypted(&self) -> bool {
         match self {
             CacheBackend::Local(s) => s.is_encrypted(),
+            CacheBackend::Shared(_) => true,
         }
     }
 
@@ -90,6 +174,7 @@ impl CacheBackend {
     pub async fn get(&self, key: &EntryKey) -> Result<Option<CachedEntry>, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.get(key)?),
+            CacheBackend::Shared(r) => r.run(r.redis.get(key)).await,
         }
     }
 
@@ -97,6 +182,7 @@ impl CacheBackend {
     pub async fn freshness(&self, key: &EntryKey) -> Result<Option<Freshness>, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.freshness(key)?),
+            CacheBackend::Shared(r) => r.run(r.redis.freshness(key)).await,
         }
     }
 
@@ -109,6 +195,7 @@ impl CacheBackend {
     ) -> Result<(), CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.set(key, deps, payload)?),
+            CacheBackend::Shared(r) => r.run(r.redis.set(key, deps, payload)).await,
         }
     }
 
@@ -120,6 +207,7 @@ impl CacheBackend {
     ) -> Result<u64, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.invalidate(targets, reason)?),
+            CacheBackend::Shared(r) => r.run(r.redis.invalidate(targets, reason)).await,
         }
     }
 
@@ -132,6 +220,10 @@ impl CacheBackend {
     ) -> Result<u64, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.invalidate_pattern(pattern, account_id, reason)?),
+            CacheBackend::Shared(r) => {
+                r.run(r.redis.invalidate_pattern(pattern, account_id, reason))
+                    .await
+            }
         }
     }
 
@@ -139,6 +231,7 @@ impl CacheBackend {
     pub async fn purge_account(&self, account_id: &str) -> Result<u64, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.purge_account(account_id)?),
+            CacheBackend::Shared(r) => r.run(r.redis.purge_account(account_id)).await,
         }
     }
 
@@ -146,6 +239,11 @@ impl CacheBackend {
     pub async fn record_refresh(&self, account_id: &str, resource_type: &str) {
         match self {
             CacheBackend::Local(s) => s.record_refresh(account_id, resource_type),
+            CacheBackend::Shared(r) => {
+                if !r.is_down() {
+                    r.redis.record_refresh(account_id, resource_type).await
+                }
+            }
         }
     }
 
@@ -156,9 +254,10 @@ impl CacheBackend {
                 let s = s.clone();
                 tokio::task::spawn_blocking(move || s.stats())
                     .await
-                    .map_err(|e| CacheError(format!("statistics task failed: {e}")))?
+                    .map_err(|e| CacheError::Failed(format!("statistics task failed: {e}")))?
                     .map_err(CacheError::from)
             }
+            CacheBackend::Shared(r) => r.run(r.redis.stats()).await,
         }
     }
 
@@ -182,6 +281,17 @@ impl CacheBackend {
                 })
                 .await;
             }
+            CacheBackend::Shared(r) => {
+                if let Ok(n) = r.run(r.redis.reap_stuck_tasks(stall_after)).await
+                    && n > 0
+                {
+                    tracing::warn!(tasks = n, "re-queued tasks a stopped worker left running");
+                }
+                let _ = r.run(r.redis.prune_tasks(keep_finished)).await;
+                if let Err(e) = r.run(r.redis.maintain()).await {
+                    tracing::debug!(error = %e, "shared cache maintenance failed");
+                }
+            }
         }
     }
 
@@ -194,21 +304,32 @@ impl CacheBackend {
 
     /// Takes the cross-server lock for a fetch of `key`. `Ok(None)`: another
     /// server is fetching it. Local stores always get [`FlightLock::Local`].
-    pub async fn lock_flight(&self, _key: &EntryKey) -> Result<Option<FlightLock>, CacheError> {
+    pub async fn lock_flight(&self, key: &EntryKey) -> Result<Option<FlightLock>, CacheError> {
         match self {
             CacheBackend::Local(_) => Ok(Some(FlightLock::Local)),
+            CacheBackend::Shared(r) => {
+                Ok(r.run(r.redis.try_lock(key)).await?.map(FlightLock::Shared))
+            }
         }
     }
 
     /// Releases a lock from [`CacheBackend::lock_flight`].
     pub async fn unlock_flight(&self, key: &EntryKey, lock: FlightLock) {
-        let _ = (key, lock);
+        if let (CacheBackend::Shared(r), FlightLock::Shared(token)) = (self, lock)
+            && let Err(e) = r.run(r.redis.unlock(key, token)).await
+        {
+            tracing::debug!(error = %e, "could not release a fetch lock; it expires on its own");
+        }
     }
 
     /// Waits until another server's fetch of `key` is over (or `max` passed).
-    pub async fn wait_flight(&self, _key: &EntryKey, _max: Duration) -> bool {
+    pub async fn wait_flight(&self, key: &EntryKey, max: Duration) -> bool {
         match self {
             CacheBackend::Local(_) => true,
+            CacheBackend::Shared(r) => r
+                .run(r.redis.wait_unlocked(key, max))
+                .await
+                .unwrap_or(false),
         }
     }
 
@@ -216,6 +337,7 @@ impl CacheBackend {
     pub async fn enqueue_task(&self, task: &NewTask) -> Result<Enqueued, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.enqueue_task(task)?),
+            CacheBackend::Shared(r) => r.run(r.redis.enqueue_task(task)).await,
         }
     }
 
@@ -223,6 +345,7 @@ impl CacheBackend {
     pub async fn claim_task(&self) -> Result<Option<Task>, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.claim_task()?),
+            CacheBackend::Shared(r) => r.run(r.redis.claim_task()).await,
         }
     }
 
@@ -234,6 +357,7 @@ impl CacheBackend {
     ) -> Result<(), CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.complete_task(task_id, result)?),
+            CacheBackend::Shared(r) => r.run(r.redis.complete_task(task_id, result)).await,
         }
     }
 
@@ -246,6 +370,7 @@ impl CacheBackend {
     ) -> Result<TaskStatus, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.fail_task(task_id, error, backoff)?),
+            CacheBackend::Shared(r) => r.run(r.redis.fail_task(task_id, error, backoff)).await,
         }
     }
 
@@ -253,6 +378,7 @@ impl CacheBackend {
     pub async fn get_task(&self, task_id: &str) -> Result<Option<Task>, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.get_task(task_id)?),
+            CacheBackend::Shared(r) => r.run(r.redis.get_task(task_id)).await,
         }
     }
 
@@ -265,6 +391,7 @@ impl CacheBackend {
     ) -> Result<Vec<Task>, CacheError> {
         match self {
             CacheBackend::Local(s) => Ok(s.list_tasks(status, account_id, limit)?),
+            CacheBackend::Shared(r) => r.run(r.redis.list_tasks(status, account_id, limit)).await,
         }
     }
 }

@@ -163,6 +163,14 @@ pub async fn cached_read(
         annotate(&mut value, json!({"status": "bypass"}));
         return Ok(value);
     };
+    if cache.is_down() {
+        let mut value = handler(app.clone(), account.clone(), canonical).await?;
+        annotate(
+            &mut value,
+            json!({"status": "bypass", "reason": "the shared cache is unreachable"}),
+        );
+        return Ok(value);
+    }
     let key = EntryKey::new(&account.account_id, tool, &canonical);
     if !flags.force_refresh {
         // An uncounted peek first, so a call that waits for another's fetch

@@ -23,6 +23,14 @@ pub struct ServerConfig {
     /// `M365_MCP_CACHE_TTL_SCALE` (default 1): multiplies every cache
     /// lifetime; below 1 makes entries go stale sooner.
     pub ttl_scale: f64,
+    /// `M365_MCP_CACHE_BACKEND`: `sqlcipher` (default) or `redis`.
+    pub cache_backend: crate::backend::BackendKind,
+    /// `M365_MCP_REDIS_URL` (required for the Redis backend; may carry a
+    /// password, so it is never logged).
+    pub redis_url: Option<String>,
+    /// `M365_MCP_REDIS_NAMESPACE` (default `m365mcp`): servers sharing a
+    /// namespace share entries, invalidations and the task queue.
+    pub redis_namespace: String,
 }
 
 /// Reads a boolean variable: `false`, `0`, `no`, `off` are false; anything
@@ -44,7 +52,36 @@ impl ServerConfig {
         let paths = Paths::from_env()?;
         let graph = GraphConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
         let auth = AuthConfig::from_env().map_err(|e| e.to_string());
+        let cache_backend = match std::env::var("M365_MCP_CACHE_BACKEND")
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "sqlcipher" => crate::backend::BackendKind::Sqlcipher,
+            "redis" => crate::backend::BackendKind::Redis,
+            other => anyhow::bail!(
+                "Invalid M365_MCP_CACHE_BACKEND '{}'. Expected: sqlcipher (default) or redis",
+                crate::error::shorten(other)
+            ),
+        };
+        let redis_url = std::env::var("M365_MCP_REDIS_URL")
+            .ok()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        if cache_backend == crate::backend::BackendKind::Redis && redis_url.is_none() {
+            anyhow::bail!(
+                "M365_MCP_CACHE_BACKEND=redis needs M365_MCP_REDIS_URL (e.g. redis://127.0.0.1:6379/0)"
+            );
+        }
         Ok(ServerConfig {
+            cache_backend,
+            redis_url,
+            redis_namespace: std::env::var("M365_MCP_REDIS_NAMESPACE")
+                .ok()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "m365mcp".into()),
             paths,
             graph,
             auth,

@@ -321,6 +321,12 @@ pub async fn serve(
     tracing::info!(%url, auth = options.auth.name(), "serving MCP over Streamable HTTP");
     eprintln!("listening on {url}");
     let stop = cancel.clone();
+    // Answers go out in several small writes (headers, event, end of
+    // stream); without TCP_NODELAY, Nagle's algorithm meets the client's
+    // delayed ACK and each answer waits ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -520,6 +526,9 @@ async fn logout(State(state): State<HttpState>, headers: HeaderMap) -> Response 
 async fn health(State(state): State<HttpState>) -> Response {
     let app = &state.app;
     let (cache_state, reason) = match &app.cache_state {
+        CacheState::Open if app.cache.as_ref().is_some_and(|c| c.is_down()) => {
+            ("bypass", Some("unreachable"))
+        }
         CacheState::Open => ("open", None),
         CacheState::Disabled => ("bypass", Some("disabled")),
         CacheState::Unavailable(_) => ("bypass", Some("unavailable")),
