@@ -92,18 +92,20 @@ impl GraphClient {
             })?;
 
         let chunk_size = self.config.upload_chunk_size as u64;
-        let mut buffer: Vec<u8> = Vec::with_capacity(self.config.upload_chunk_size);
         let mut offset = 0u64;
         while offset < total_len {
             let buffer_start = offset;
             let want = chunk_size.min(total_len - offset) as usize;
-            buffer.clear();
+            // One fragment in memory at a time, handed to the request
+            // without a copy (a resumed send is a zero-copy slice of it).
+            let mut buffer: Vec<u8> = Vec::with_capacity(want);
             read_exactly(&mut reader, &mut buffer, want, offset, total_len).await?;
+            let buffer = Bytes::from(buffer);
             let buffer_end = buffer_start + want as u64; // exclusive
             let mut send_from = buffer_start;
             let mut failures = 0u32;
             loop {
-                let slice = &buffer[(send_from - buffer_start) as usize..];
+                let slice = buffer.slice((send_from - buffer_start) as usize..);
                 let result = self
                     .put_fragment(&upload_url, slice, send_from, total_len)
                     .await;
@@ -166,7 +168,7 @@ impl GraphClient {
     async fn put_fragment(
         &self,
         upload_url: &Url,
-        data: &[u8],
+        data: Bytes,
         start: u64,
         total: u64,
     ) -> Result<Fragment, GraphError> {
@@ -177,7 +179,7 @@ impl GraphClient {
             .timeout(self.config.transfer_timeout)
             .header(CONTENT_LENGTH, data.len().to_string())
             .header(CONTENT_RANGE, format!("bytes {start}-{end}/{total}"))
-            .body(Bytes::copy_from_slice(data))
+            .body(data)
             .send()
             .await
             .map_err(|err| from_reqwest(err, self.config.transfer_timeout))?;
@@ -449,16 +451,22 @@ async fn read_exactly<R: AsyncRead + Unpin>(
     offset: u64,
     total: u64,
 ) -> Result<(), GraphError> {
-    let mut limited = reader.take(want as u64);
-    let read = limited
-        .read_to_end(buffer)
-        .await
-        .map_err(|err| GraphError::Io(format!("reading the upload source failed: {err}")))?;
-    if read < want {
-        return Err(GraphError::Io(format!(
-            "the upload source ended after {} of {total} bytes",
-            offset + read as u64
-        )));
+    // Filled in place: `read_to_end` would grow a full buffer to probe for
+    // the end, doubling the fragment's memory.
+    buffer.resize(want, 0);
+    let mut filled = 0;
+    while filled < want {
+        let read = reader
+            .read(&mut buffer[filled..])
+            .await
+            .map_err(|err| GraphError::Io(format!("reading the upload source failed: {err}")))?;
+        if read == 0 {
+            return Err(GraphError::Io(format!(
+                "the upload source ended after {} of {total} bytes",
+                offset + filled as u64
+            )));
+        }
+        filled += read;
     }
     Ok(())
 }
