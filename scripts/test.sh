@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite the way CI does:
-# - a Python venv (.venv) with an independent SQLCipher (sqlcipher3) and the
-#   official MCP SDK, for the interoperability checks;
+# - a Python venv (.venv) with an independent SQLCipher (sqlcipher3), the
+#   official MCP SDK (stdio and Streamable HTTP interop) and Playwright
+#   (drives the system's Chromium to test the dashboard; no browser download);
+# - redis-server and chromium from the system (Debian: redis-server,
+#   chromium); tests that need them fail under CI when they are missing;
 # - a private D-Bus session with an unlocked gnome-keyring, so the key
 #   manager is tested against a real Secret Service (skipped, with a note,
 #   when gnome-keyring is not installed and this is not CI);
@@ -13,8 +16,8 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import sqlcipher3, mcp' 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check sqlcipher3-wheels mcp
+if ! .venv/bin/python -c 'import sqlcipher3, mcp, playwright' 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check sqlcipher3-wheels mcp playwright
 fi
 export M365_MCP_TEST_PYTHON="$PWD/.venv/bin/python"
 

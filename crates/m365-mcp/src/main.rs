@@ -63,12 +63,27 @@ enum AuthCommand {
     },
 }
 
+/// Whether this run serves one client over stdio. That client sends one
+/// request at a time and waits for each answer, so a single-threaded
+/// runtime answers sooner: no hand-offs between worker threads on the way
+/// from stdin to stdout. HTTP serves many clients and gets every core.
+fn serves_stdio(cli: &Cli) -> bool {
+    let transport = match &cli.command {
+        None => std::env::var("MCP_TRANSPORT").unwrap_or_else(|_| "stdio".into()),
+        Some(Command::Serve(args)) => args.transport.clone(),
+        Some(_) => return false,
+    };
+    transport == "stdio"
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if serves_stdio(&cli) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
