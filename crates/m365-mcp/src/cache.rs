@@ -72,6 +72,9 @@ pub struct WarmingStatus {
     pub completed_at: Option<String>,
     /// Why warming is off, when it is.
     pub status: Option<String>,
+    /// When warming started, in ms since the epoch (for its duration).
+    #[serde(skip)]
+    started_ms: i64,
 }
 
 /// In-process state of the cache layer.
@@ -86,6 +89,12 @@ pub struct CacheRuntime {
     pub(crate) warming: Mutex<WarmingStatus>,
     /// Task ids that belong to warming.
     pub(crate) warming_tasks: Mutex<std::collections::HashSet<String>>,
+    /// Held (write) while warming queues its tasks, and (read) by the worker
+    /// while it records a finished task, so a warming task that finishes
+    /// before its id is known is still counted.
+    pub(crate) warming_queueing: tokio::sync::RwLock<()>,
+    /// Connected MCP sessions, which get warming's logging notifications.
+    pub(crate) sessions: crate::progress::Sessions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -414,6 +423,7 @@ pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bo
         let task = match cache.claim_task().await {
             Ok(Some(task)) => task,
             Ok(None) => {
+                reconcile_warming(&app, &cache).await;
                 tokio::select! {
                     _ = app.cache_runtime.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -431,12 +441,13 @@ pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bo
             }
         };
         let outcome = run_task(&app, &task.account_id, &task.operation, &task.params_json).await;
+        let _queueing = app.cache_runtime.warming_queueing.read().await;
         let warming = lock(&app.cache_runtime.warming_tasks).contains(&task.task_id);
         match outcome {
             Ok(result) => {
                 let _ = cache.complete_task(&task.task_id, &result).await;
                 if warming {
-                    warming_progress(&app, &task.task_id, |w| w.operations_completed += 1);
+                    warming_progress(&app, &task.task_id, &task.operation, true);
                 }
             }
             Err(error) => {
@@ -450,8 +461,36 @@ pub async fn run_worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bo
                     .unwrap_or(TaskStatus::Failed);
                 tracing::info!(operation = %task.operation, attempt = task.attempts, ?status, "background task failed");
                 if warming && status == TaskStatus::Failed {
-                    warming_progress(&app, &task.task_id, |w| w.operations_failed += 1);
+                    warming_progress(&app, &task.task_id, &task.operation, false);
                 }
+            }
+        }
+    }
+}
+
+/// With a shared queue, another server's worker may run some of this
+/// server's warming tasks: when idle, look up the ones still pending here
+/// and count those finished elsewhere, so warming still completes.
+async fn reconcile_warming(app: &App, cache: &CacheBackend) {
+    if !matches!(cache, CacheBackend::Shared(_)) {
+        return;
+    }
+    let pending: Vec<String> = lock(&app.cache_runtime.warming_tasks)
+        .iter()
+        .cloned()
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let _queueing = app.cache_runtime.warming_queueing.read().await;
+    for id in pending {
+        if let Ok(Some(task)) = cache.get_task(&id).await {
+            match task.status {
+                TaskStatus::Completed => warming_progress(app, &id, &task.operation, true),
+                TaskStatus::Failed | TaskStatus::Cancelled => {
+                    warming_progress(app, &id, &task.operation, false)
+                }
+                TaskStatus::Queued | TaskStatus::Running => {}
             }
         }
     }
@@ -473,12 +512,94 @@ async fn run_task(
     tool.refresh(app.clone(), account, canonical).await
 }
 
-fn warming_progress(app: &App, task_id: &str, bump: impl FnOnce(&mut WarmingStatus)) {
-    lock(&app.cache_runtime.warming_tasks).remove(task_id);
-    let remaining = lock(&app.cache_runtime.warming_tasks).len();
+/// Logger of warming's MCP logging notifications (`notifications/message`).
+/// Their data holds operation names, counts and times: never an account,
+/// a token or anything fetched.
+pub const WARMING_LOGGER: &str = "m365-mcp.warming";
+
+#[allow(deprecated)] // logging: see `progress`
+fn warming_log(app: &App, level: rmcp::model::LoggingLevel, data: Value) {
+    app.cache_runtime.sessions.log(level, WARMING_LOGGER, data);
+}
+
+/// Records one finished warming task and tells the sessions: every
+/// operation at `debug`, crossing 50 % and the end at `info`. Runs under the
+/// warming lock, so notifications go out in the order of the counts.
+#[allow(deprecated)] // logging: see `progress`
+fn warming_progress(app: &App, task_id: &str, operation: &str, ok: bool) {
+    use rmcp::model::LoggingLevel;
     let mut w = lock(&app.cache_runtime.warming);
-    bump(&mut w);
+    let remaining = {
+        let mut tasks = lock(&app.cache_runtime.warming_tasks);
+        tasks.remove(task_id);
+        tasks.len()
+    };
+    let before = w.progress_percent;
+    if ok {
+        w.operations_completed += 1;
+    } else {
+        w.operations_failed += 1;
+    }
     finish_progress(&mut w, remaining);
+    let done = w.operations_completed + w.operations_skipped + w.operations_failed;
+    warming_log(
+        app,
+        LoggingLevel::Debug,
+        json!({
+            "event": "operation",
+            "operation": operation,
+            "outcome": if ok { "completed" } else { "failed" },
+            "completed": done,
+            "total": w.operations_total,
+            "progress_percent": w.progress_percent,
+        }),
+    );
+    if before < 50.0 && w.progress_percent >= 50.0 {
+        let message = format!(
+            "cache warming is {}% done ({done} of {} operations)",
+            w.progress_percent, w.operations_total
+        );
+        warming_log(
+            app,
+            LoggingLevel::Info,
+            json!({
+                "event": "milestone",
+                "message": message,
+                "completed": done,
+                "total": w.operations_total,
+                "progress_percent": w.progress_percent,
+            }),
+        );
+    }
+    if remaining == 0 {
+        warming_finished(app, &w);
+    }
+}
+
+#[allow(deprecated)] // logging: see `progress`
+fn warming_finished(app: &App, w: &WarmingStatus) {
+    let duration_ms = (m365_store::now_ms() - w.started_ms).max(0);
+    let message = format!(
+        "cache warming finished: {} completed, {} skipped, {} failed in {:.1} s",
+        w.operations_completed,
+        w.operations_skipped,
+        w.operations_failed,
+        duration_ms as f64 / 1000.0
+    );
+    warming_log(
+        app,
+        rmcp::model::LoggingLevel::Info,
+        json!({
+            "event": "finished",
+            "message": message,
+            "total": w.operations_total,
+            "completed": w.operations_completed,
+            "skipped": w.operations_skipped,
+            "failed": w.operations_failed,
+            "progress_percent": w.progress_percent,
+            "duration_ms": duration_ms,
+        }),
+    );
 }
 
 fn finish_progress(w: &mut WarmingStatus, remaining: usize) {
@@ -520,7 +641,10 @@ pub async fn start_warming(app: &Arc<App>) {
         *lock(&app.cache_runtime.warming) = status;
         return;
     };
-    status.started_at = Some(rfc3339_ms(m365_store::now_ms()));
+    // The worker records finished tasks only once every id is known.
+    let _queueing = app.cache_runtime.warming_queueing.write().await;
+    status.started_ms = m365_store::now_ms();
+    status.started_at = Some(rfc3339_ms(status.started_ms));
     let accounts = app.accounts.list().unwrap_or_default();
     let mut queued = Vec::new();
     for (position, (operation, params)) in WARMING_PLAN.iter().enumerate() {
@@ -555,6 +679,7 @@ pub async fn start_warming(app: &Arc<App>) {
         }
     }
     let remaining = queued.len();
+    let mut w = lock(&app.cache_runtime.warming);
     lock(&app.cache_runtime.warming_tasks).extend(queued);
     finish_progress(&mut status, remaining);
     tracing::info!(
@@ -562,7 +687,32 @@ pub async fn start_warming(app: &Arc<App>) {
         skipped = status.operations_skipped,
         "cache warming queued"
     );
-    *lock(&app.cache_runtime.warming) = status;
+    let message = format!(
+        "warming {} operations for {} accounts ({} already fresh)",
+        status.operations_total,
+        accounts.len(),
+        status.operations_skipped
+    );
+    #[allow(deprecated)] // logging: see `progress`
+    warming_log(
+        app,
+        rmcp::model::LoggingLevel::Info,
+        json!({
+            "event": "queued",
+            "message": message,
+            "operations": status.operations_total,
+            "accounts": accounts.len(),
+            "queued": remaining,
+            "skipped": status.operations_skipped,
+            "failed": status.operations_failed,
+            "progress_percent": status.progress_percent,
+        }),
+    );
+    if remaining == 0 {
+        warming_finished(app, &status);
+    }
+    *w = status;
+    drop(w);
     app.cache_runtime.wake.notify_one();
 }
 

@@ -1,16 +1,19 @@
 //! The MCP face of the server: initialize, list tools, call tools — all
-//! answered from the tool registry — over stdio (default).
+//! answered from the tool registry — and logging levels, over stdio
+//! (default).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, RequestParamsMeta, ServerCapabilities, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, RequestParamsMeta,
+    ServerCapabilities, Tool,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
 use crate::app::App;
+use crate::progress::Session;
 use crate::tools::Registry;
 
 /// What the server tells clients about itself at `initialize`.
@@ -25,6 +28,19 @@ send or share anonymously require confirm=true.";
 pub struct McpServer {
     app: Arc<App>,
     tools: Arc<Registry>,
+    session: SessionSlot,
+}
+
+/// This session's place among the sessions that get background logging
+/// notifications; filled on `initialize` (or a `logging/setLevel` that
+/// comes without one). A clone serves another session, so it starts empty.
+#[derive(Default)]
+struct SessionSlot(OnceLock<Arc<Session>>);
+
+impl Clone for SessionSlot {
+    fn clone(&self) -> Self {
+        SessionSlot::default()
+    }
 }
 
 impl McpServer {
@@ -33,7 +49,16 @@ impl McpServer {
         McpServer {
             tools: app.tools.clone(),
             app,
+            session: SessionSlot::default(),
         }
+    }
+
+    /// This session among those that get background notifications,
+    /// joining on first use.
+    fn session(&self, peer: &Peer<RoleServer>) -> &Arc<Session> {
+        self.session
+            .0
+            .get_or_init(|| self.app.cache_runtime.sessions.join(peer.clone()))
     }
 
     /// The shared state.
@@ -91,13 +116,41 @@ pub async fn shutdown_signal() -> &'static str {
 }
 
 impl ServerHandler for McpServer {
+    #[allow(deprecated)] // logging: see `progress`
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("m365-mcp", crate::VERSION)
-                    .with_title("Microsoft 365 (m365-mcp)"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("m365-mcp", crate::VERSION).with_title("Microsoft 365 (m365-mcp)"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let result = self.negotiate_initialize(&request)?;
+        // From here on the session gets warming's logging notifications
+        // (which a server may send before `notifications/initialized`).
+        self.session(&context.peer);
+        Ok(result)
+    }
+
+    #[allow(deprecated)] // logging: see `progress`
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session(&context.peer).set_level(request.level);
+        Ok(())
     }
 
     async fn list_tools(

@@ -278,6 +278,21 @@ async fn unsafe_settings_are_refused_at_start_up() {
     assert_eq!(health["auth"], "none");
     let response = post_mcp(&server, None, &initialize_body()).await;
     assert_eq!(response.status(), 200);
+    assert!(!server.stderr().contains("WARNING"), "{}", server.stderr());
+
+    // Without authentication beyond loopback: it serves, and says so loudly.
+    let open = spawn_http(
+        &world,
+        &[
+            ("MCP_AUTH_METHOD", "none"),
+            ("MCP_ALLOW_INSECURE", "true"),
+            ("MCP_HOST", "0.0.0.0"),
+        ],
+    )
+    .await;
+    let log = open.stderr();
+    assert!(log.contains("WARNING: no authentication"), "{log}");
+    assert!(log.contains("WITHOUT AUTHENTICATION"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

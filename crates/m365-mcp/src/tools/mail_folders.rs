@@ -169,7 +169,7 @@ pub fn tools() -> Vec<ToolDef> {
             "emailfolders",
             DESTRUCTIVE,
             Cache::Write {
-                invalidates: contents_targets,
+                invalidates: emptied_targets,
             },
             "Delete every message in a folder (20 per $batch request); reports how many succeeded and \
              each one that failed. Subfolders are kept. Requires confirm=true.",
@@ -281,6 +281,14 @@ fn contents_targets(params: &Value, result: &Value) -> Vec<Target> {
         targets.push(Target::item("emailfolders_get", id.clone()));
         targets.push(Target::item("emailfolders_list", id));
     }
+    targets
+}
+
+/// Emptying also fills Deleted Items: Graph moves deleted messages there,
+/// as it does for email_delete.
+fn emptied_targets(params: &Value, result: &Value) -> Vec<Target> {
+    let mut targets = contents_targets(params, result);
+    targets.push(Target::container("email_list", "deleteditems"));
     targets
 }
 
