@@ -213,7 +213,20 @@ pub async fn cached_read(
         // Across servers sharing a cache: one fetches, the others wait for
         // its answer instead of asking Graph the same question.
         let flight = match cache.lock_flight(&key).await {
-            Ok(Some(lock)) => Some(lock),
+            Ok(Some(lock)) => {
+                // Another server may have stored the answer and released
+                // the lock between our read and the lock: look once more.
+                if !flags.force_refresh
+                    && matches!(lock, crate::backend::FlightLock::Shared(_))
+                    && matches!(cache.freshness(&key).await, Ok(Some(Freshness::Fresh)))
+                    && let Ok(Some(entry)) = cache.get(&key).await
+                    && entry.freshness == Freshness::Fresh
+                {
+                    cache.unlock_flight(&key, lock).await;
+                    return from_entry(&entry, "fresh");
+                }
+                Some(lock)
+            }
             Ok(None) => {
                 cache.wait_flight(&key, FLIGHT_WAIT).await;
                 if !flags.force_refresh
