@@ -5,11 +5,6 @@
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the server allocates and frees many short-lived JSON values per
-/// call; mimalloc does that faster than glibc's malloc and returns memory to
-/// the system more readily (steadier RSS under bulk uploads).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use m365_mcp::{App, McpServer, ServerConfig, cache_cmd, demo, logging};
 
 /// Microsoft 365 for AI assistants: mail, calendar, contacts, OneDrive and
