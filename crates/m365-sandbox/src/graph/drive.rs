@@ -46,7 +46,7 @@ struct View<'a> {
     data: &'a UserData,
     index: HashMap<&'a str, usize>,
     children: HashMap<&'a str, usize>,
-    sizes: HashMap<String, u64>,
+    sizes: HashMap<&'a str, u64>,
 }
 
 impl<'a> View<'a> {
@@ -67,19 +67,20 @@ impl<'a> View<'a> {
             children,
             sizes: HashMap::new(),
         };
+        // Folder sizes: each file's size added to every ancestor (borrowed
+        // ids, no allocation per step: this runs for every request).
+        let mut sizes: HashMap<&'a str, u64> = HashMap::new();
         for item in items {
             if item.get("file").is_some() {
                 let size = view.content_len(str_of(item, "id"));
-                let mut parent = str_of(item, "_parent").to_string();
+                let mut parent: &'a str = str_of(item, "_parent");
                 while !parent.is_empty() {
-                    *view.sizes.entry(parent.clone()).or_default() += size;
-                    parent = view
-                        .get(&parent)
-                        .map(|p| str_of(p, "_parent").to_string())
-                        .unwrap_or_default();
+                    *sizes.entry(parent).or_default() += size;
+                    parent = view.get(parent).map(|p| str_of(p, "_parent")).unwrap_or("");
                 }
             }
         }
+        view.sizes = sizes;
         view
     }
 
