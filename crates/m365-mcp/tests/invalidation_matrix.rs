@@ -363,6 +363,11 @@ async fn sent_mail_and_drafts_rows() {
     };
 
     let sent = b.adele("email_list", json!({"folder": "sent", "limit": 5}));
+    // Sent Items under its id: the send knows the folder only by name.
+    let sent_by_id = b.adele(
+        "email_list",
+        json!({"folder_id": b.well_known_folder("sentitems"), "limit": 5}),
+    );
     let inbox = b.adele("email_list", json!({"limit": 5}));
     let drafts = b.adele("email_list", json!({"folder": "drafts", "limit": 50}));
     let get_y = b.adele("email_get", json!({"email_id": inbox_ids[9]}));
@@ -401,8 +406,16 @@ async fn sent_mail_and_drafts_rows() {
     for (tool, args, new_subject, word) in rows {
         let row = b.row(tool);
         let search = b.adele("search_emails", json!({"query": word}));
-        row.prime(&[&sent, &search, &inbox, &drafts, &get_y, &alex_sent])
-            .await;
+        row.prime(&[
+            &sent,
+            &sent_by_id,
+            &search,
+            &inbox,
+            &drafts,
+            &get_y,
+            &alex_sent,
+        ])
+        .await;
         let before = ids(&row.fresh(&sent).await);
         assert_eq!(row.fresh(&search).await["count"], 0, "{row} precondition");
 
@@ -414,6 +427,11 @@ async fn sent_mail_and_drafts_rows() {
                 .iter()
                 .any(|m| m["subject"] == new_subject && !before.iter().any(|id| m["id"] == *id)),
             "{row} Sent Items lists the new message: {listed}"
+        );
+        let listed = row.refetched(&sent_by_id).await;
+        assert!(
+            items(&listed).iter().any(|m| m["subject"] == new_subject),
+            "{row} Sent Items by id lists the new message: {listed}"
         );
         let found = row.refetched(&search).await;
         assert!(
@@ -643,6 +661,10 @@ async fn delete_move_and_archive_rows() {
         let x = &inbox_ids[0];
         let get_x = b.adele("email_get", json!({"email_id": x}));
         let deleted = b.adele("email_list", json!({"folder": "deleted", "limit": 50}));
+        let deleted_by_id = b.adele(
+            "email_list",
+            json!({"folder_id": b.well_known_folder("deleteditems"), "limit": 50}),
+        );
         let archive = b.adele("email_list", json!({"folder": "archive", "limit": 50}));
         let search_x = b.adele(
             "search_emails",
@@ -652,6 +674,7 @@ async fn delete_move_and_archive_rows() {
             &get_x,
             &inbox,
             &deleted,
+            &deleted_by_id,
             &search_x,
             &get_y,
             &sent,
@@ -673,6 +696,7 @@ async fn delete_move_and_archive_rows() {
         // Graph moves a deleted message to Deleted Items; the sandbox drops
         // it, so the listing is re-read but shows nothing new.
         row.refetched(&deleted).await;
+        row.refetched(&deleted_by_id).await;
         let found = row.refetched(&search_x).await;
         assert!(!has_id(&found, x), "{row} the search no longer finds it");
         row.untouched(&[&get_y, &sent, &archive, &alex_inbox]).await;

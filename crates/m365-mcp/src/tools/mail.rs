@@ -183,13 +183,21 @@ pub fn tools() -> Vec<ToolDef> {
 
 /// An `email_list` entry depends on the folder it lists (by the name or id
 /// asked for, and by the folder's real id) and on every message in it.
+/// The container tag of every listing addressed by a folder id rather than
+/// a well-known name. A write that lands mail in a well-known folder (Sent
+/// Items, Deleted Items) knows the folder only by name, so it invalidates
+/// these too: one of them may be that folder under its id.
+pub const LISTED_BY_ID: &str = "(folder listed by id)";
+
 fn list_deps(params: &Value, result: &Value) -> Dependencies {
-    let folder = params["folder_id"]
+    let by_id = params["folder_id"]
         .as_str()
-        .filter(|s| !s.trim().is_empty())
-        .or(params["folder"].as_str())
-        .unwrap_or("inbox");
+        .filter(|s| !s.trim().is_empty());
+    let folder = by_id.or(params["folder"].as_str()).unwrap_or("inbox");
     let mut deps = Dependencies::container(canonical_folder(folder)).with_items(listed_ids(result));
+    if by_id.is_some_and(|id| well_known_name(id).is_none()) {
+        deps = deps.with_container(LISTED_BY_ID);
+    }
     if let Some(real) = result["folder_id"].as_str() {
         deps = deps.with_container(real);
     }

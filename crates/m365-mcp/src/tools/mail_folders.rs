@@ -289,6 +289,7 @@ fn contents_targets(params: &Value, result: &Value) -> Vec<Target> {
 fn emptied_targets(params: &Value, result: &Value) -> Vec<Target> {
     let mut targets = contents_targets(params, result);
     targets.push(Target::container("email_list", "deleteditems"));
+    targets.push(Target::container("email_list", super::mail::LISTED_BY_ID));
     targets
 }
 

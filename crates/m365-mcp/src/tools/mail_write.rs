@@ -641,6 +641,7 @@ fn draft_targets(_: &Value, result: &Value) -> Vec<Target> {
 fn sent_targets(_: &Value, _: &Value) -> Vec<Target> {
     vec![
         Target::container("email_list", "sentitems"),
+        Target::container("email_list", super::mail::LISTED_BY_ID),
         Target::all("search_emails"),
     ]
 }
@@ -688,6 +689,7 @@ fn deleted_targets(params: &Value, _: &Value) -> Vec<Target> {
         Target::item("email_get", id),
         Target::item("email_list", id),
         Target::container("email_list", "deleteditems"),
+        Target::container("email_list", super::mail::LISTED_BY_ID),
         Target::all("search_emails"),
     ];
     targets.extend(folder_count_targets());
