@@ -792,68 +792,6 @@ impl Drop for RedisServer {
     }
 }
 
-/// Cached tool calls per second over Streamable HTTP: `clients` MCP
-/// sessions in a closed loop for `seconds`, each calling a cached
-/// `email_list` (10 messages) for one of two accounts.
-async fn http_load_run(
-    exe: &Path,
-    world: &World,
-    users: &[String],
-    clients: usize,
-    seconds: u64,
-    label: &str,
-) -> anyhow::Result<()> {
-    let mut server = spawn_http(exe, &world.env).await?;
-    let pid = server.child.id().unwrap_or(0);
-    let mut sessions = Vec::new();
-    for i in 0..clients {
-        let client = connect_http(&server.url).await?;
-        let args = json!({"account_id": users[i % users.len()], "limit": 10});
-        // Warm: the first call per account fills the cache.
-        let (value, err, _) = call(&client, "email_list", args.clone()).await?;
-        anyhow::ensure!(!err, "email_list failed: {value}");
-        sessions.push((client, args));
-    }
-    world.sandbox.reset_counters();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (client, args) in sessions {
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut errors = 0u64;
-            while Instant::now() < deadline {
-                match call(&client, "email_list", args.clone()).await {
-                    Ok((_, false, elapsed)) => samples.push(elapsed),
-                    _ => errors += 1,
-                }
-            }
-            let _ = client.cancel().await;
-            (samples, errors)
-        }));
-    }
-    let mut samples = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (s, e) = t.await?;
-        samples.extend(s);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let rate = samples.len() as f64 / elapsed;
-    let graph = world.sandbox.counts().graph;
-    let rss = rss_mib(pid);
-    let p = percentiles(samples);
-    row(
-        &format!("{label}: `email_list` (10) cached, {clients} clients"),
-        &p,
-        graph,
-        &format!("**{rate:.0} calls/s**, {errors} errors, server RSS {rss:.1} MiB"),
-    );
-    let _ = server.child.kill().await;
-    Ok(())
-}
-
 /// A minimal Streamable HTTP MCP client: one session (initialize,
 /// initialized), then `tools/call` POSTs whose SSE answer is read whole and
 /// parsed. It costs the load generator little, so the figure shows what the
@@ -950,25 +888,64 @@ impl LeanClient {
     }
 }
 
-async fn http_lean_run(
+/// One load-generating session: rmcp's client, or the minimal one.
+enum LoadClient {
+    Rmcp(Client),
+    Lean(LeanClient),
+}
+
+impl LoadClient {
+    async fn connect(url: &str, lean: bool) -> anyhow::Result<LoadClient> {
+        Ok(if lean {
+            LoadClient::Lean(LeanClient::connect(url).await?)
+        } else {
+            LoadClient::Rmcp(connect_http(url).await?)
+        })
+    }
+
+    /// One successful call, timed at the client.
+    async fn call(&mut self, tool: &str, args: &Value) -> anyhow::Result<Duration> {
+        match self {
+            LoadClient::Lean(client) => client.call(tool, args).await,
+            LoadClient::Rmcp(client) => {
+                let (value, err, elapsed) = call(client, tool, args.clone()).await?;
+                anyhow::ensure!(!err, "{tool} failed: {value}");
+                Ok(elapsed)
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let LoadClient::Rmcp(client) = self {
+            let _ = client.cancel().await;
+        }
+    }
+}
+
+/// Cached tool calls per second over Streamable HTTP: `clients` MCP
+/// sessions in a closed loop for `seconds`, each calling a cached
+/// `email_list` (10 messages) for one of two accounts.
+async fn http_load_run(
     exe: &Path,
     world: &World,
     users: &[String],
-    clients: usize,
-    seconds: u64,
+    lean: bool,
     label: &str,
 ) -> anyhow::Result<()> {
+    const CLIENTS: usize = 16;
+    const SECONDS: u64 = 10;
     let mut server = spawn_http(exe, &world.env).await?;
     let pid = server.child.id().unwrap_or(0);
     let mut sessions = Vec::new();
-    for i in 0..clients {
-        let mut client = LeanClient::connect(&server.url).await?;
+    for i in 0..CLIENTS {
+        let mut client = LoadClient::connect(&server.url, lean).await?;
         let args = json!({"account_id": users[i % users.len()], "limit": 10});
+        // Warm: the first call per account fills the cache.
         client.call("email_list", &args).await?;
         sessions.push((client, args));
     }
     world.sandbox.reset_counters();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (mut client, args) in sessions {
@@ -981,6 +958,7 @@ async fn http_lean_run(
                     Err(_) => errors += 1,
                 }
             }
+            client.close().await;
             (samples, errors)
         }));
     }
@@ -995,10 +973,10 @@ async fn http_lean_run(
     let rate = samples.len() as f64 / elapsed;
     let graph = world.sandbox.counts().graph;
     let rss = rss_mib(pid);
-    let p = percentiles(samples);
+    let kind = if lean { "lean clients" } else { "clients" };
     row(
-        &format!("{label}: `email_list` (10) cached, {clients} lean clients"),
-        &p,
+        &format!("{label}: `email_list` (10) cached, {CLIENTS} {kind}"),
+        &percentiles(samples),
         graph,
         &format!("**{rate:.0} calls/s**, {errors} errors, server RSS {rss:.1} MiB"),
     );
@@ -1013,14 +991,16 @@ async fn http(exe: &Path) -> anyhow::Result<()> {
     server.client.cancel().await?;
     let users: Vec<String> = users.into_iter().take(2).collect();
     header();
-    http_lean_run(exe, &world, &users, 16, 10, "SQLCipher").await?;
-    http_load_run(exe, &world, &users, 16, 10, "SQLCipher").await?;
+    for lean in [true, false] {
+        http_load_run(exe, &world, &users, lean, "SQLCipher").await?;
+    }
     match RedisServer::start() {
         Ok(redis) => {
             world.set("M365_MCP_CACHE_BACKEND", "redis");
             world.set("M365_MCP_REDIS_URL", &redis.url);
-            http_lean_run(exe, &world, &users, 16, 10, "Redis").await?;
-            http_load_run(exe, &world, &users, 16, 10, "Redis").await?;
+            for lean in [true, false] {
+                http_load_run(exe, &world, &users, lean, "Redis").await?;
+            }
         }
         Err(e) => println!("\n(Redis run skipped: {e})"),
     }

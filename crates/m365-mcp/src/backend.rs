@@ -58,11 +58,6 @@ impl SharedCache {
         }
     }
 
-    /// The Redis cache itself.
-    pub fn redis(&self) -> &m365_redis::RedisCache {
-        &self.redis
-    }
-
     /// Whether calls are currently skipping Redis.
     pub fn is_down(&self) -> bool {
         m365_store::now_ms() < self.down_until_ms.load(Ordering::Relaxed)
@@ -142,14 +137,6 @@ impl CacheBackend {
         match self {
             CacheBackend::Local(_) => BackendKind::Sqlcipher,
             CacheBackend::Shared(_) => BackendKind::Redis,
-        }
-    }
-
-    /// The local store, when this is one (reports that show the file).
-    pub fn local(&self) -> Option<&Store> {
-        match self {
-            CacheBackend::Local(s) => Some(s),
-            CacheBackend::Shared(_) => None,
         }
     }
 
@@ -258,6 +245,21 @@ impl CacheBackend {
                     .map_err(CacheError::from)
             }
             CacheBackend::Shared(r) => r.run(r.redis.stats()).await,
+        }
+    }
+
+    /// The cache-wide counters without entry counts or sizes: cheap, for
+    /// sampling (the local store reads its statistics table, not entries).
+    pub async fn counters(&self) -> Result<m365_store::StatsRow, CacheError> {
+        match self {
+            CacheBackend::Local(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.counter_totals())
+                    .await
+                    .map_err(|e| CacheError::Failed(format!("statistics task failed: {e}")))?
+                    .map_err(CacheError::from)
+            }
+            CacheBackend::Shared(r) => r.run(r.redis.stats()).await.map(|s| s.total),
         }
     }
 

@@ -85,10 +85,11 @@ impl Dashboard {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                // Counters only: a full `stats()` would read every entry.
                 if let Some(cache) = &app.cache
-                    && let Ok(stats) = cache.stats().await
+                    && let Ok(total) = cache.counters().await
                 {
-                    dashboard.record(&stats.total, every / 2);
+                    dashboard.record(&total, every / 2);
                 }
             }
         });
@@ -145,28 +146,26 @@ pub async fn snapshot(app: &App, dashboard: &Dashboard) -> Snapshot {
     let mut task_counts = Vec::new();
     let mut recent_tasks = Vec::new();
     if let Some(cache) = &app.cache {
+        // One listing (finished tasks are pruned to a few hundred) gives
+        // both the counts per status and the most recent ones.
+        let tasks = cache.list_tasks(None, None, 1000).await.unwrap_or_default();
         for status in TASK_STATUSES {
-            let n = cache
-                .list_tasks(Some(status), None, 500)
-                .await
-                .map(|t| t.len())
-                .unwrap_or(0);
+            let n = tasks.iter().filter(|t| t.status == status).count();
             task_counts.push((status.as_str(), n));
         }
-        if let Ok(tasks) = cache.list_tasks(None, None, 15).await {
-            recent_tasks = tasks
-                .iter()
-                .map(|t| {
-                    json!({
-                        "operation": t.operation,
-                        "account_id": t.account_id,
-                        "status": t.status.as_str(),
-                        "attempts": t.attempts,
-                        "created_at": crate::cache::rfc3339_ms(t.created_at),
-                    })
+        recent_tasks = tasks
+            .iter()
+            .take(15)
+            .map(|t| {
+                json!({
+                    "operation": t.operation,
+                    "account_id": t.account_id,
+                    "status": t.status.as_str(),
+                    "attempts": t.attempts,
+                    "created_at": crate::cache::rfc3339_ms(t.created_at),
                 })
-                .collect();
-        }
+            })
+            .collect();
     }
     Snapshot {
         version: crate::VERSION,

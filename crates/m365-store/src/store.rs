@@ -1155,6 +1155,37 @@ impl Store {
         Ok(free.max(0) as u64)
     }
 
+    /// The cache-wide counters only (hits, stale hits, misses, refreshes,
+    /// writes, invalidations, evictions), including unflushed counts. Reads
+    /// the small statistics table, never the entries, so it is cheap enough
+    /// to sample; entry counts and sizes are left at zero.
+    pub fn counter_totals(&self) -> Result<StatsRow, StoreError> {
+        self.flush()?;
+        let conn = self.reader();
+        let mut total = StatsRow::default();
+        let c = conn.query_row(
+            "SELECT coalesce(sum(hits), 0), coalesce(sum(stale_hits), 0), coalesce(sum(misses), 0),
+                    coalesce(sum(refreshes), 0), coalesce(sum(writes), 0),
+                    coalesce(sum(invalidations), 0), coalesce(sum(evictions), 0)
+             FROM stats",
+            [],
+            |r| {
+                Ok(Counters {
+                    hits: r.get::<_, i64>(0)? as u64,
+                    stale_hits: r.get::<_, i64>(1)? as u64,
+                    misses: r.get::<_, i64>(2)? as u64,
+                    refreshes: r.get::<_, i64>(3)? as u64,
+                    writes: r.get::<_, i64>(4)? as u64,
+                    invalidations: r.get::<_, i64>(5)? as u64,
+                    evictions: r.get::<_, i64>(6)? as u64,
+                })
+            },
+        )?;
+        total.add_counters(&c);
+        total.finish();
+        Ok(total)
+    }
+
     /// Statistics, per account and per resource, including unflushed counts.
     pub fn stats(&self) -> Result<CacheStats, StoreError> {
         self.flush()?;

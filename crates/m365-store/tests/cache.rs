@@ -66,6 +66,21 @@ fn entries_go_fresh_then_stale_then_expired_and_count_as_such() {
     let (resource, row) = &stats.per_resource[0];
     assert_eq!(resource, "email_list");
     assert_eq!(row.entries, 1);
+
+    // The cheap counters agree with the full statistics, without sizes.
+    let counters = store.counter_totals().unwrap();
+    assert_eq!(counters.hits, 1);
+    assert_eq!(counters.stale_hits, 1);
+    assert_eq!(counters.misses, 2);
+    assert_eq!(counters.writes, 1);
+    assert_eq!(counters.hit_rate, Some(0.5));
+    assert_eq!(counters.entries, 0, "counters read no entries");
+    store.get(&key).unwrap();
+    assert_eq!(
+        store.counter_totals().unwrap().misses,
+        3,
+        "unflushed counts are included"
+    );
 }
 
 #[test]
