@@ -17,7 +17,7 @@ use crate::error::{StoreError, classify, sqlite_code};
 use crate::key::CacheKey;
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The first 16 bytes of every plain SQLite database.
 const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -196,10 +196,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (target, sql) in MIGRATIONS
+    for (target, step) in MIGRATIONS
         .iter()
         .enumerate()
-        .map(|(i, s)| (i as i64 + 1, *s))
+        .map(|(i, s)| (i as i64 + 1, s))
     {
         if target <= version {
             continue;
@@ -208,7 +208,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         // Another process may have migrated while we waited for the lock.
         let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if now < target {
-            tx.execute_batch(sql)?;
+            match step {
+                Migration::Sql(sql) => tx.execute_batch(sql)?,
+                Migration::Code(f) => f(&tx)?,
+            }
             tx.pragma_update(None, "user_version", target)?;
         }
         tx.commit()?;
@@ -216,10 +219,81 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One schema step: plain SQL, or code where rows must be recomputed.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>),
+}
+
+/// Version 2: entries move to the layout in `entries.rs` (row id from the
+/// key digest, payload apart from bookkeeping, hashed tags, no secondary
+/// index to maintain per write). Every entry is carried over with its
+/// lifetimes, access time, hits and tags.
+fn to_v2(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    use crate::entries;
+    tx.execute_batch(
+        "ALTER TABLE entry_tags RENAME TO entry_tags_v1;
+         ALTER TABLE entries RENAME TO entries_v1;",
+    )?;
+    tx.execute_batch(entries::CREATE_TABLES)?;
+    {
+        let mut rows = tx.prepare(
+            "SELECT id, account_id, resource_type, params_json, payload, encoding, raw_bytes,
+                    created_at, fresh_until, expires_at, accessed_at, hit_count
+             FROM entries_v1",
+        )?;
+        let mut tags_of = tx.prepare("SELECT tag FROM entry_tags_v1 WHERE entry_id = ?1")?;
+        let mut cursor = rows.query([])?;
+        while let Some(r) = cursor.next()? {
+            let account_id: String = r.get(1)?;
+            let resource_type: String = r.get(2)?;
+            let params_json: String = r.get(3)?;
+            let id: i64 = r.get(0)?;
+            let stored: Vec<u8> = r.get(4)?;
+            let tags: Vec<String> = tags_of
+                .query_map([id], |t| t.get(0))?
+                .collect::<Result<_, _>>()?;
+            let key_hash = entries::key_digest(&resource_type, &account_id, &params_json);
+            let tag_ids = entries::entry_tag_ids(&account_id, &resource_type, &tags);
+            entries::put(
+                tx,
+                &entries::NewEntry {
+                    key_hash: &key_hash,
+                    account_id: &account_id,
+                    resource_type: &resource_type,
+                    tag_ids: &tag_ids,
+                    encoding: r.get(5)?,
+                    stored: &stored,
+                    raw_bytes: r.get(6)?,
+                    created_at: r.get(7)?,
+                    fresh_until: r.get(8)?,
+                    expires_at: r.get(9)?,
+                },
+            )?;
+            // v1 kept one access time for reads and writes; keep it as a
+            // read when the entry was read.
+            let (accessed_at, hits): (i64, i64) = (r.get(10)?, r.get(11)?);
+            if hits > 0 {
+                entries::record_reads(
+                    tx,
+                    &[(entries::row_id(&key_hash), (accessed_at, hits as u64))],
+                )?;
+            }
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE entry_tags_v1;
+         DROP TABLE entries_v1;",
+    )
+}
+
 /// Schema migrations, in order; entry `i` moves the schema to version `i + 1`.
 /// Table names differ from the Python server's, so a file that held its
 /// tables keeps them untouched beside ours.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[Migration] = &[Migration::Sql(V1), Migration::Code(to_v2)];
+
+/// Version 1: the first layout.
+const V1: &str = r#"
 CREATE TABLE entries (
     id            INTEGER PRIMARY KEY,
     cache_key     TEXT    NOT NULL UNIQUE,
@@ -307,7 +381,7 @@ CREATE TABLE accounts (
     updated_at    INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX accounts_username ON accounts(username COLLATE NOCASE);
-"#];
+"#;
 
 /// Encrypts the plain SQLite database at `plain` into a new file `target`
 /// keyed with `key`, then verifies the copy (row counts of every table and
@@ -477,4 +551,120 @@ pub(crate) fn cipher_version(conn: &Connection) -> Option<String> {
         .optional()
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dependencies, EntryKey, Freshness, Invalidation, Scope, Store, StoreConfig};
+
+    /// A file as version 1 wrote it: one list entry with three tags, one
+    /// single-item entry, a stats row.
+    fn write_v1(path: &Path, key: &CacheKey, now: i64) {
+        let conn = open_connection(path, &Cipher::Key(key.clone()), 2048).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let list = EntryKey::new(
+            "acct",
+            "email_list",
+            &serde_json::json!({"folder": "inbox"}),
+        );
+        let get = EntryKey::new("acct", "email_get", &serde_json::json!({"email_id": "m1"}));
+        for (id, k, payload, accessed) in [
+            (1, &list, "list-payload", now - 5_000),
+            (2, &get, "get-payload", now - 1_000),
+        ] {
+            conn.execute(
+                "INSERT INTO entries (id, cache_key, account_id, resource_type, params_json, payload,
+                                      encoding, stored_bytes, raw_bytes, created_at, fresh_until,
+                                      expires_at, accessed_at, hit_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?9, ?10, ?11, 3)",
+                rusqlite::params![
+                    id,
+                    k.as_str(),
+                    k.account_id(),
+                    k.resource_type(),
+                    k.params_json(),
+                    payload.as_bytes(),
+                    payload.len() as i64,
+                    now - 10_000,
+                    now + 600_000,
+                    now + 3_600_000,
+                    accessed
+                ],
+            )
+            .unwrap();
+        }
+        for (entry, tag) in [
+            (1, "container:inbox"),
+            (1, "item:m1"),
+            (1, "item:m2"),
+            (2, "item:m1"),
+        ] {
+            conn.execute(
+                "INSERT INTO entry_tags (entry_id, account_id, tag) VALUES (?1, 'acct', ?2)",
+                rusqlite::params![entry, tag],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO stats (account_id, resource_type, hits) VALUES ('acct', 'email_list', 7)",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_1_file_migrates_with_its_entries_tags_and_stats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let key = CacheKey::generate();
+        let now = crate::now_ms();
+        write_v1(&path, &key, now);
+
+        let (store, outcome) = Store::open(StoreConfig::new(&path), key, None).unwrap();
+        assert_eq!(outcome, OpenOutcome::Opened { created: false });
+        let tables: Vec<String> = store
+            .table_row_counts()
+            .unwrap()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert!(!tables.iter().any(|t| t.ends_with("_v1")), "{tables:?}");
+
+        let list = EntryKey::new(
+            "acct",
+            "email_list",
+            &serde_json::json!({"folder": "inbox"}),
+        );
+        let get = EntryKey::new("acct", "email_get", &serde_json::json!({"email_id": "m1"}));
+        let hit = store.get(&list).unwrap().unwrap();
+        assert_eq!(hit.payload, b"list-payload");
+        assert_eq!(hit.freshness, Freshness::Fresh);
+        assert_eq!(hit.created_at_ms, now - 10_000);
+        assert_eq!(store.get(&get).unwrap().unwrap().payload, b"get-payload");
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.total.entries, 2);
+        assert_eq!(stats.total.hits, 7 + 2);
+
+        // The tags came along: m2 is only in the list.
+        let item = |r: &str, id: &str| Invalidation::new("acct", r, Scope::Item(id.into()));
+        assert_eq!(
+            store.invalidate(&[item("email_get", "m2")], "t").unwrap(),
+            0
+        );
+        assert_eq!(
+            store.invalidate(&[item("email_list", "m2")], "t").unwrap(),
+            1
+        );
+        assert!(store.get(&list).unwrap().is_none());
+        assert!(store.get(&get).unwrap().is_some());
+        // And the resource tag was added to migrated entries.
+        let all = Invalidation::new("acct", "email_get", Scope::All);
+        assert_eq!(store.invalidate(&[all], "t").unwrap(), 1);
+        store
+            .set(&get, &Dependencies::item("m1"), b"again")
+            .unwrap();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
 }

@@ -20,6 +20,7 @@
 
 mod accounts;
 mod db;
+mod entries;
 mod error;
 mod key;
 mod policy;

@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::db::{self, Cipher, OpenOutcome};
+use crate::entries::{self, NewEntry, Removed};
 use crate::error::{StoreError, classify};
 use crate::key::CacheKey;
 use crate::policy::{TtlPolicy, policy_for};
@@ -54,8 +54,9 @@ pub struct StoreConfig {
     /// Hard ceiling on the file size; writes past it fail with
     /// [`StoreError::Full`] as on a full disk (default none).
     pub max_file_bytes: Option<u64>,
-    /// How old a stored access time may be before a read refreshes it
-    /// (default 60 s): LRU order to the minute, so most reads write nothing.
+    /// How old a noted access time may be before a read replaces it
+    /// (default 60 s): LRU order to the minute. Reads are noted in memory
+    /// and written back in batches, never one write per read.
     pub access_granularity: Duration,
     /// Multiplies every policy's fresh and expiry ages (default 1.0). Below 1
     /// shortens lifetimes, e.g. to watch entries go stale in seconds.
@@ -91,6 +92,7 @@ pub struct EntryKey {
     resource_type: String,
     params_json: String,
     cache_key: String,
+    digest: [u8; 16],
 }
 
 impl EntryKey {
@@ -101,23 +103,20 @@ impl EntryKey {
     pub fn new(account_id: &str, resource_type: &str, params: &serde_json::Value) -> Self {
         let mut params_json = String::new();
         write_canonical(params, &mut params_json);
-        let mut hasher = Sha256::new();
-        hasher.update(resource_type.as_bytes());
-        hasher.update([0]);
-        hasher.update(account_id.as_bytes());
-        hasher.update([0]);
-        hasher.update(params_json.as_bytes());
-        let digest = hasher.finalize();
-        let cache_key = format!(
-            "{resource_type}:{account_id}:{}",
-            hex::encode(&digest[..16])
-        );
+        let digest = entries::key_digest(resource_type, account_id, &params_json);
+        let cache_key = format!("{resource_type}:{account_id}:{}", hex::encode(digest));
         EntryKey {
             account_id: account_id.to_string(),
             resource_type: resource_type.to_string(),
             params_json,
             cache_key,
+            digest,
         }
+    }
+
+    /// The entry's row id (the first 8 bytes of its digest).
+    pub(crate) fn row_id(&self) -> i64 {
+        entries::row_id(&self.digest)
     }
 
     /// The account the entry belongs to.
@@ -572,9 +571,14 @@ impl Store {
     }
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
-        // Lowest free reader first: under light load one connection serves
-        // nearly every read and its page cache stays warm; under load the
-        // others take the overflow.
+        // The writer first, when it is free: in WAL mode a commit empties the
+        // page cache of every other connection at its next read, so only the
+        // writer's cache (decrypted pages) survives a mix of reads and
+        // writes. Then the lowest free reader, so under light load one
+        // reader's cache stays warm; under load the others take the overflow.
+        if let Ok(writer) = self.inner.writer.try_lock() {
+            return writer;
+        }
         let readers = &self.inner.readers;
         for reader in readers.iter() {
             if let Ok(guard) = reader.try_lock() {
@@ -594,59 +598,54 @@ impl Store {
     pub fn get(&self, key: &EntryKey) -> Result<Option<CachedEntry>, StoreError> {
         let found = self.read_entry(key)?;
         let counter = match &found {
-            Some((_, _, e)) if e.freshness == Freshness::Fresh => Counter::Hit,
-            Some((_, _, e)) if e.freshness == Freshness::Stale => Counter::StaleHit,
+            Some(e) if e.freshness == Freshness::Fresh => Counter::Hit,
+            Some(e) if e.freshness == Freshness::Stale => Counter::StaleHit,
             _ => Counter::Miss,
         };
         self.count(key.account_id(), key.resource_type(), counter, 1);
-        // LRU needs access times to the minute, not to the read: an entry
-        // read within a minute of its stored access time needs no write.
-        if let Some((id, accessed_at, entry)) = &found
+        if let Some(entry) = &found
             && entry.freshness != Freshness::Expired
-            && now_ms() - accessed_at >= self.inner.config.access_granularity.as_millis() as i64
         {
-            self.note_access(*id);
+            self.note_access(key.row_id());
         }
-        Ok(found.map(|(_, _, e)| e))
+        Ok(found)
     }
 
     /// The state of an entry without reading its payload or counting a read
     /// (warming uses it to skip what is already fresh).
     pub fn freshness(&self, key: &EntryKey) -> Result<Option<Freshness>, StoreError> {
         let conn = self.reader();
-        let mut stmt = conn
-            .prepare_cached("SELECT fresh_until, expires_at FROM entries WHERE cache_key = ?1")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT fresh_until, expires_at FROM entry_meta WHERE id = ?1 AND key_hash = ?2",
+        )?;
         let row = stmt
-            .query_row([key.as_str()], |r| {
+            .query_row(params![key.row_id(), key.digest.as_slice()], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             })
             .optional()?;
         Ok(row.map(|(fresh_until, expires_at)| classify_age(now_ms(), fresh_until, expires_at)))
     }
 
-    fn read_entry(&self, key: &EntryKey) -> Result<Option<(i64, i64, CachedEntry)>, StoreError> {
+    fn read_entry(&self, key: &EntryKey) -> Result<Option<CachedEntry>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, payload, encoding, created_at, fresh_until, expires_at, accessed_at FROM entries WHERE cache_key = ?1",
+            "SELECT payload, encoding, created_at, fresh_until, expires_at FROM entries
+             WHERE id = ?1 AND key_hash = ?2",
         )?;
         let row = stmt
-            .query_row([key.as_str()], |r| {
+            .query_row(params![key.row_id(), key.digest.as_slice()], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
                 ))
             })
             .optional()?;
         drop(stmt);
         drop(conn);
-        let Some((id, stored, encoding, created_at_ms, fresh_until_ms, expires_at_ms, accessed_at)) =
-            row
-        else {
+        let Some((stored, encoding, created_at_ms, fresh_until_ms, expires_at_ms)) = row else {
             return Ok(None);
         };
         let payload = match encoding {
@@ -660,17 +659,13 @@ impl Store {
             }
         };
         let freshness = classify_age(now_ms(), fresh_until_ms, expires_at_ms);
-        Ok(Some((
-            id,
-            accessed_at,
-            CachedEntry {
-                payload,
-                freshness,
-                created_at_ms,
-                fresh_until_ms,
-                expires_at_ms,
-            },
-        )))
+        Ok(Some(CachedEntry {
+            payload,
+            freshness,
+            created_at_ms,
+            fresh_until_ms,
+            expires_at_ms,
+        }))
     }
 
     /// Stores a payload with the resource type's TTL policy.
@@ -718,72 +713,35 @@ impl Store {
                 limit: config.max_entry_bytes,
             });
         }
+        let tag_ids = entries::entry_tag_ids(key.account_id(), key.resource_type(), deps.tags());
         let now = now_ms();
-        let fresh_until = now + ttl.fresh.as_millis() as i64;
-        let expires_at = now + ttl.expires.as_millis() as i64;
+        let entry = NewEntry {
+            key_hash: &key.digest,
+            account_id: key.account_id(),
+            resource_type: key.resource_type(),
+            tag_ids: &tag_ids,
+            encoding,
+            stored,
+            raw_bytes: payload.len() as i64,
+            created_at: now,
+            fresh_until: now + ttl.fresh.as_millis() as i64,
+            expires_at: now + ttl.expires.as_millis() as i64,
+        };
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        let previous: Option<i64> = tx
-            .prepare_cached("SELECT stored_bytes FROM entries WHERE cache_key = ?1")?
-            .query_row([key.as_str()], |r| r.get(0))
-            .optional()?;
-        let entry_id: i64 = tx.prepare_cached(
-            "INSERT INTO entries (cache_key, account_id, resource_type, params_json,
-                                  payload, encoding, stored_bytes, raw_bytes, created_at, fresh_until, expires_at,
-                                  accessed_at, hit_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?9, 0)
-             ON CONFLICT(cache_key) DO UPDATE SET
-                params_json = excluded.params_json, payload = excluded.payload,
-                encoding = excluded.encoding, stored_bytes = excluded.stored_bytes,
-                raw_bytes = excluded.raw_bytes, created_at = excluded.created_at,
-                fresh_until = excluded.fresh_until, expires_at = excluded.expires_at,
-                accessed_at = excluded.accessed_at
-             RETURNING id",
-        )?
-        .query_row(params![
-            key.as_str(),
-            key.account_id(),
-            key.resource_type(),
-            key.params_json(),
-            stored,
-            encoding,
-            stored.len() as i64,
-            payload.len() as i64,
-            now,
-            fresh_until,
-            expires_at,
-        ], |r| r.get::<_, i64>(0))
-        .map_err(classify)?;
-        if previous.is_some() {
-            tx.prepare_cached("DELETE FROM entry_tags WHERE entry_id = ?1")?
-                .execute([entry_id])
-                .map_err(classify)?;
-        }
-        {
-            let mut tag = tx.prepare_cached(
-                "INSERT OR IGNORE INTO entry_tags (entry_id, account_id, tag) VALUES (?1, ?2, ?3)",
-            )?;
-            for t in deps.tags() {
-                tag.execute(params![entry_id, key.account_id(), t])
-                    .map_err(classify)?;
-            }
-        }
+        let replaced = entries::put(&tx, &entry).map_err(classify)?;
         tx.commit().map_err(classify)?;
-        let delta = stored.len() as i64 - previous.unwrap_or(0);
+        let delta = stored.len() as i64 - replaced.map_or(0, |r| r.stored_bytes);
         if self.inner.total_bytes.load(Ordering::Relaxed) == UNKNOWN_TOTAL {
-            let sum: i64 = conn.query_row(
-                "SELECT coalesce(sum(stored_bytes), 0) FROM entries",
-                [],
-                |r| r.get(0),
-            )?;
+            let sum = total_stored(&conn)?;
             self.inner.total_bytes.store(sum - delta, Ordering::Relaxed);
         }
         let total = self.inner.total_bytes.fetch_add(delta, Ordering::Relaxed) + delta;
         self.count(key.account_id(), key.resource_type(), Counter::Write, 1);
         if total as f64 > config.max_total_bytes as f64 * config.cleanup_threshold {
-            self.enforce_size_cap(&mut conn)?;
+            self.enforce_size_cap(&mut conn, None)?;
         }
         Ok(())
     }
@@ -804,42 +762,22 @@ impl Store {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(classify)?;
             for t in targets {
-                let (sql, id) = match &t.scope {
+                let (tag, target) = match &t.scope {
                     Scope::All => (
-                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 RETURNING stored_bytes",
-                        None,
+                        entries::resource_tag(&t.resource_type),
+                        t.resource_type.clone(),
                     ),
-                    Scope::Item(id) => (
-                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 AND id IN
-                            (SELECT entry_id FROM entry_tags WHERE account_id = ?1 AND tag = ?3)
-                         RETURNING stored_bytes",
-                        Some(item_tag(id)),
-                    ),
+                    Scope::Item(id) => (item_tag(id), format!("{} item={id}", t.resource_type)),
                     Scope::Container(id) => (
-                        "DELETE FROM entries WHERE account_id = ?1 AND resource_type = ?2 AND id IN
-                            (SELECT entry_id FROM entry_tags WHERE account_id = ?1 AND tag = ?3)
-                         RETURNING stored_bytes",
-                        Some(container_tag(id)),
+                        container_tag(id),
+                        format!("{} container={id}", t.resource_type),
                     ),
                 };
-                let mut stmt = tx.prepare_cached(sql)?;
-                let sizes: Vec<i64> = match id {
-                    Some(id) => stmt
-                        .query_map(params![t.account_id, t.resource_type, id], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?,
-                    None => stmt
-                        .query_map(params![t.account_id, t.resource_type], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?,
-                };
-                drop(stmt);
-                let removed = sizes.len() as u64;
-                freed += sizes.iter().sum::<i64>();
+                let ids = entries::tagged(&tx, &t.account_id, &t.resource_type, &tag)?;
+                let removed = entries::remove_all(&tx, &ids)?;
+                freed += removed.iter().map(|r| r.stored_bytes).sum::<i64>();
+                let removed = removed.len() as u64;
                 removed_total += removed;
-                let target = match &t.scope {
-                    Scope::All => t.resource_type.clone(),
-                    Scope::Item(id) => format!("{} item={id}", t.resource_type),
-                    Scope::Container(id) => format!("{} container={id}", t.resource_type),
-                };
                 tx.prepare_cached(
                     "INSERT INTO invalidations (account_id, target, reason, entries_removed, invalidated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -880,22 +818,22 @@ impl Store {
         }
         let glob = glob_from_star_pattern(pattern);
         let now = now_ms();
-        let rows: Vec<(String, String, i64)>;
+        let rows: Vec<Removed>;
         {
             let mut conn = self.writer();
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(classify)?;
-            rows = {
+            let ids: Vec<i64> = {
                 let mut stmt = tx.prepare_cached(
-                    "DELETE FROM entries WHERE cache_key GLOB ?1 AND (?2 IS NULL OR account_id = ?2)
-                     RETURNING account_id, resource_type, stored_bytes",
+                    "SELECT id FROM entry_meta
+                     WHERE resource_type || ':' || account_id || ':' || lower(hex(key_hash)) GLOB ?1
+                       AND (?2 IS NULL OR account_id = ?2)",
                 )?;
-                stmt.query_map(params![glob, account_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?
+                stmt.query_map(params![glob, account_id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
             };
+            rows = entries::remove_all(&tx, &ids)?;
             tx.execute(
                 "INSERT INTO invalidations (account_id, target, reason, entries_removed, invalidated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -908,36 +846,33 @@ impl Store {
         Ok(rows.len() as u64)
     }
 
-    fn account_removals(
-        &self,
-        rows: &[(String, String, i64)],
-        mut bump: impl FnMut(&mut Counters, u64),
-    ) {
-        let freed: i64 = rows.iter().map(|r| r.2).sum();
+    fn account_removals(&self, rows: &[Removed], mut bump: impl FnMut(&mut Counters, u64)) {
+        let freed: i64 = rows.iter().map(|r| r.stored_bytes).sum();
         self.subtract_total(freed);
         let mut counters = lock(&self.inner.counters);
-        for (account, resource, _) in rows {
+        for r in rows {
             bump(
                 counters
-                    .entry((account.clone(), resource.clone()))
+                    .entry((r.account_id.clone(), r.resource_type.clone()))
                     .or_default(),
                 1,
             );
         }
     }
-
     /// Removes every entry, task and statistic of one account (sign-out).
     pub fn purge_account(&self, account_id: &str) -> Result<u64, StoreError> {
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        let freed: i64 = tx.query_row(
-            "SELECT coalesce(sum(stored_bytes), 0) FROM entries WHERE account_id = ?1",
-            [account_id],
-            |r| r.get(0),
+        let ids = entries::ids_where(
+            &tx,
+            "SELECT id FROM entry_meta WHERE account_id = ?1",
+            account_id,
         )?;
-        let removed = tx.execute("DELETE FROM entries WHERE account_id = ?1", [account_id])?;
+        let gone = entries::remove_all(&tx, &ids)?;
+        let freed: i64 = gone.iter().map(|r| r.stored_bytes).sum();
+        let removed = gone.len();
         tx.execute("DELETE FROM tasks WHERE account_id = ?1", [account_id])?;
         tx.execute("DELETE FROM stats WHERE account_id = ?1", [account_id])?;
         tx.execute(
@@ -958,7 +893,10 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        let removed = tx.execute("DELETE FROM entries", [])?;
+        let removed = tx.execute("DELETE FROM entry_meta", [])?;
+        tx.execute("DELETE FROM entries", [])?;
+        tx.execute("DELETE FROM entry_tags", [])?;
+        tx.execute("DELETE FROM entry_access", [])?;
         tx.execute(
             "INSERT INTO invalidations (account_id, target, reason, entries_removed, invalidated_at)
              VALUES (NULL, '*', 'clear', ?1, ?2)",
@@ -1005,10 +943,15 @@ impl Store {
     }
 
     fn note_access(&self, id: i64) {
+        let now = now_ms();
+        let granularity = self.inner.config.access_granularity.as_millis() as i64;
         let full = {
             let mut access = lock(&self.inner.access);
             let slot = access.entry(id).or_insert((0, 0));
-            slot.0 = now_ms();
+            // LRU order to the minute: a time already noted recently stands.
+            if now - slot.0 >= granularity {
+                slot.0 = now;
+            }
             slot.1 += 1;
             access.len() >= ACCESS_FLUSH_AT
         };
@@ -1043,19 +986,38 @@ impl Store {
     pub fn maintain(&self) -> Result<MaintenanceReport, StoreError> {
         self.flush()?;
         let mut report = MaintenanceReport::default();
-        let mut conn = self.writer();
         let cutoff = now_ms() - self.inner.config.expired_retention.as_millis() as i64;
-        let swept: Vec<(String, String, i64)> = {
-            let mut stmt = conn.prepare_cached(
-                "DELETE FROM entries WHERE expires_at < ?1 RETURNING account_id, resource_type, stored_bytes",
-            )?;
-            stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?
+        // One pass over the bookkeeping rows, on a reader so that writes go
+        // on meanwhile: what to sweep, and the true total (other processes
+        // write the same file).
+        let (expired, total) = {
+            let conn = self.reader();
+            let mut stmt =
+                conn.prepare_cached("SELECT id, expires_at, stored_bytes FROM entry_meta")?;
+            let mut rows = stmt.query([])?;
+            let (mut expired, mut total) = (Vec::new(), 0i64);
+            while let Some(r) = rows.next()? {
+                total += r.get::<_, i64>(2)?;
+                if r.get::<_, i64>(1)? < cutoff {
+                    expired.push(r.get::<_, i64>(0)?);
+                }
+            }
+            (expired, total)
+        };
+        let mut conn = self.writer();
+        let swept = if expired.is_empty() {
+            Vec::new()
+        } else {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
+            let swept = entries::remove_all(&tx, &expired)?;
+            tx.commit().map_err(classify)?;
+            swept
         };
         report.swept = swept.len() as u64;
-        report.bytes_freed = swept.iter().map(|r| r.2 as u64).sum();
-        self.subtract_total(report.bytes_freed as i64);
-        let capped = self.enforce_size_cap(&mut conn)?;
+        report.bytes_freed = swept.iter().map(|r| r.stored_bytes as u64).sum();
+        let capped = self.enforce_size_cap(&mut conn, Some(total - report.bytes_freed as i64))?;
         report.evicted = capped.evicted;
         report.bytes_freed += capped.bytes_freed;
         report.pages_vacuumed = capped.pages_vacuumed.max(Self::vacuum(&conn)?);
@@ -1064,16 +1026,20 @@ impl Store {
 
     /// At 80 % of the cap: expired entries go first, then the least recently
     /// used, until the total is at 60 %. Then the file shrinks.
-    fn enforce_size_cap(&self, conn: &mut Connection) -> Result<MaintenanceReport, StoreError> {
+    /// `known_total` is the total when the caller just summed it.
+    fn enforce_size_cap(
+        &self,
+        conn: &mut Connection,
+        known_total: Option<i64>,
+    ) -> Result<MaintenanceReport, StoreError> {
         let config = &self.inner.config;
         let threshold = (config.max_total_bytes as f64 * config.cleanup_threshold) as i64;
         let target = (config.max_total_bytes as f64 * config.cleanup_target) as i64;
         // Other processes write the same file: act on the true total.
-        let mut total: i64 = conn.query_row(
-            "SELECT coalesce(sum(stored_bytes), 0) FROM entries",
-            [],
-            |r| r.get(0),
-        )?;
+        let mut total = match known_total {
+            Some(total) => total,
+            None => total_stored(conn)?,
+        };
         self.inner.total_bytes.store(total, Ordering::Relaxed);
         let mut report = MaintenanceReport::default();
         if total <= threshold {
@@ -1085,49 +1051,54 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
         write_back_access(&tx, &access)?;
-        let mut removed: Vec<(String, String, i64)> = {
-            let mut stmt = tx.prepare_cached(
-                "DELETE FROM entries WHERE expires_at < ?1 RETURNING account_id, resource_type, stored_bytes",
-            )?;
-            stmt.query_map([now_ms()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?
-        };
-        total -= removed.iter().map(|r| r.2).sum::<i64>();
+        let expired = entries::ids_where(
+            &tx,
+            "SELECT id FROM entry_meta WHERE expires_at < ?1",
+            now_ms(),
+        )?;
+        let mut removed = entries::remove_all(&tx, &expired)?;
+        total -= removed.iter().map(|r| r.stored_bytes).sum::<i64>();
         while total > target {
-            // Least recently used first; take only as many as the gap needs.
-            let candidates: Vec<(i64, i64)> = {
-                let mut stmt =
-                    tx.prepare_cached("SELECT id, stored_bytes FROM entries ORDER BY accessed_at ASC, id ASC LIMIT 256")?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?
-            };
+            // Least recently used first. One scan picks about as many as the
+            // gap needs (from the average size), so a large eviction does not
+            // rescan the table per batch.
+            let entries_now: i64 =
+                tx.query_row("SELECT count(*) FROM entry_meta", [], |r| r.get(0))?;
+            if entries_now == 0 {
+                break;
+            }
+            let average = (total / entries_now).max(1);
+            let wanted = ((total - target) / average) * 5 / 4 + 64;
+            let candidates = entries::ids_where(
+                &tx,
+                "SELECT m.id FROM entry_meta m LEFT JOIN entry_access a ON a.id = m.id
+                 ORDER BY max(m.written_at, coalesce(a.read_at, 0)) ASC, m.id ASC LIMIT ?1",
+                wanted,
+            )?;
             if candidates.is_empty() {
                 break;
             }
-            let mut delete = tx.prepare_cached(
-                "DELETE FROM entries WHERE id = ?1 RETURNING account_id, resource_type, stored_bytes",
-            )?;
-            for (id, _) in candidates {
+            for id in candidates {
                 if total <= target {
                     break;
                 }
-                let row: (String, String, i64) =
-                    delete.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                total -= row.2;
-                removed.push(row);
+                if let Some(r) = entries::remove(&tx, id)? {
+                    total -= r.stored_bytes;
+                    removed.push(r);
+                }
             }
         }
         tx.commit().map_err(classify)?;
         report.evicted = removed.len() as u64;
-        report.bytes_freed = removed.iter().map(|r| r.2 as u64).sum();
+        report.bytes_freed = removed.iter().map(|r| r.stored_bytes as u64).sum();
         self.inner
             .total_bytes
             .store(total.max(0), Ordering::Relaxed);
         {
             let mut counters = lock(&self.inner.counters);
-            for (account, resource, _) in &removed {
+            for r in &removed {
                 counters
-                    .entry((account.clone(), resource.clone()))
+                    .entry((r.account_id.clone(), r.resource_type.clone()))
                     .or_default()
                     .evictions += 1;
             }
@@ -1220,7 +1191,7 @@ impl Store {
             }
             let mut stmt = conn.prepare_cached(
                 "SELECT account_id, resource_type, count(*), sum(stored_bytes), sum(raw_bytes)
-                 FROM entries GROUP BY account_id, resource_type",
+                 FROM entry_meta GROUP BY account_id, resource_type",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -1336,13 +1307,7 @@ fn write_back_access(
     tx: &rusqlite::Transaction<'_>,
     access: &[(i64, (i64, u64))],
 ) -> rusqlite::Result<()> {
-    let mut touch = tx.prepare_cached(
-        "UPDATE entries SET accessed_at = max(accessed_at, ?2), hit_count = hit_count + ?3 WHERE id = ?1",
-    )?;
-    for (id, (at, hits)) in access {
-        touch.execute(params![id, at, *hits as i64])?;
-    }
-    Ok(())
+    entries::record_reads(tx, access)
 }
 
 /// Adds counter deltas kept in memory to the stats table.
@@ -1373,6 +1338,15 @@ fn write_back_counters(
         ])?;
     }
     Ok(())
+}
+
+/// Payload bytes held (as stored), from the bookkeeping rows.
+fn total_stored(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(stored_bytes), 0) FROM entry_meta",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 fn classify_age(now: i64, fresh_until: i64, expires_at: i64) -> Freshness {
@@ -1429,6 +1403,107 @@ mod tests {
         );
         assert_ne!(a.as_str(), other_account.as_str());
         assert!(a.as_str().starts_with("email_list:acct:"));
+    }
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            StoreConfig::new(dir.path().join("cache.db")),
+            CacheKey::generate(),
+            None,
+        )
+        .unwrap();
+        (dir, store)
+    }
+
+    fn row_count(store: &Store, table: &str) -> u64 {
+        store
+            .table_row_counts()
+            .unwrap()
+            .into_iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, n)| n)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_row_id_collision_is_a_miss_and_the_next_write_replaces_it_whole() {
+        let (_dir, store) = temp_store();
+        let key = EntryKey::new("acct", "email_get", &json!({"email_id": "m1"}));
+        // Another key whose digest shares the first 8 bytes (the row id).
+        let mut other = key.digest;
+        other[15] ^= 0xff;
+        let tags = entries::entry_tag_ids("acct", "email_get", &["item:other".to_string()]);
+        store
+            .write_tx(|tx| {
+                entries::put(
+                    tx,
+                    &NewEntry {
+                        key_hash: &other,
+                        account_id: "acct",
+                        resource_type: "email_get",
+                        tag_ids: &tags,
+                        encoding: ENCODING_RAW,
+                        stored: b"someone else's payload",
+                        raw_bytes: 22,
+                        created_at: now_ms(),
+                        fresh_until: now_ms() + 60_000,
+                        expires_at: now_ms() + 120_000,
+                    },
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            store.get(&key).unwrap().is_none(),
+            "never the other key's payload"
+        );
+        assert!(store.freshness(&key).unwrap().is_none());
+
+        store.set(&key, &Dependencies::item("m1"), b"mine").unwrap();
+        assert_eq!(store.get(&key).unwrap().unwrap().payload, b"mine");
+        // The replaced entry's tags went with it: only m1's and the resource tag remain.
+        assert_eq!(row_count(&store, "entry_tags"), 2);
+        let gone = store
+            .invalidate(
+                &[Invalidation::new(
+                    "acct",
+                    "email_get",
+                    Scope::Item("other".into()),
+                )],
+                "test",
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+        assert_eq!(store.stats().unwrap().total.stored_bytes, 4);
+    }
+
+    #[test]
+    fn rewriting_an_entry_with_other_dependencies_moves_its_tags() {
+        let (_dir, store) = temp_store();
+        let key = EntryKey::new("acct", "email_list", &json!({"folder": "inbox"}));
+        store
+            .set(
+                &key,
+                &Dependencies::container("inbox").with_items(["a", "b"]),
+                b"1",
+            )
+            .unwrap();
+        assert_eq!(row_count(&store, "entry_tags"), 4);
+        store
+            .set(
+                &key,
+                &Dependencies::container("inbox").with_items(["c"]),
+                b"2",
+            )
+            .unwrap();
+        assert_eq!(row_count(&store, "entry_tags"), 3);
+        let item = |id: &str| Invalidation::new("acct", "email_list", Scope::Item(id.into()));
+        assert_eq!(store.invalidate(&[item("a")], "test").unwrap(), 0);
+        assert_eq!(store.invalidate(&[item("c")], "test").unwrap(), 1);
+        assert_eq!(row_count(&store, "entry_tags"), 0);
+        assert_eq!(row_count(&store, "entry_meta"), 0);
+        assert_eq!(row_count(&store, "entries"), 0);
     }
 
     #[test]

@@ -114,11 +114,12 @@ fn a_plain_sqlite_cache_is_encrypted_in_place_with_rows_verified() {
     ));
 
     let (store, outcome) = Store::open(StoreConfig::new(&path), key.clone(), None).unwrap();
-    // 30 entries, their 30 dependency tags, 1 stats row, 1 Python row.
+    // 30 entries (payload and bookkeeping rows), two tags each (the item
+    // and the resource type), 1 stats row, 1 Python row.
     assert_eq!(
         outcome,
         OpenOutcome::MigratedFromPlain {
-            rows: 30 + 30 + 1 + 1
+            rows: 30 * 2 + 30 * 2 + 1 + 1
         }
     );
     assert!(
