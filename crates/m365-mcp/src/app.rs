@@ -197,6 +197,7 @@ impl App {
 
     /// Purges everything cached for an account (sign-out).
     pub async fn purge_account_cache(&self, account_id: &str) -> u64 {
+        self.cache_runtime.rendered.forget_account(account_id);
         match &self.cache {
             Some(cache) => cache.purge_account(account_id).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "could not purge the account's cache entries");

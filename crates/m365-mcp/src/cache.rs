@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::backend::CacheBackend;
 use crate::error::ToolError;
+use crate::rendered::{Answer, CachedAnswer, RenderCache};
 use crate::tools::{ErasedHandler, Target, ToolResult};
 
 /// Priority of a stale-while-revalidate refresh (1 first … 10 last).
@@ -95,6 +96,9 @@ pub struct CacheRuntime {
     pub(crate) warming_queueing: tokio::sync::RwLock<()>,
     /// Connected MCP sessions, which get warming's logging notifications.
     pub(crate) sessions: crate::progress::Sessions,
+    /// Recently served entries, rendered, so a hit does not parse and
+    /// serialise its payload again (`crate::rendered`).
+    pub(crate) rendered: RenderCache,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -135,22 +139,36 @@ fn annotate(value: &mut Value, meta: Value) {
     }
 }
 
+/// The `_cache` member of an answer served from `entry`.
+fn entry_meta(entry: &CachedEntry, status: &str) -> Value {
+    json!({
+        "status": status,
+        "cached_at": rfc3339_ms(entry.created_at_ms),
+        "age_seconds": entry.age_seconds(m365_store::now_ms()),
+    })
+}
+
 fn from_entry(entry: &CachedEntry, status: &str) -> Result<Value, ToolError> {
     let mut value: Value = serde_json::from_slice(&entry.payload).map_err(|e| {
         ToolError::Unavailable(format!(
             "a cached entry could not be read ({e}); retry with use_cache=false"
         ))
     })?;
-    let now = m365_store::now_ms();
-    annotate(
-        &mut value,
-        json!({
-            "status": status,
-            "cached_at": rfc3339_ms(entry.created_at_ms),
-            "age_seconds": entry.age_seconds(now),
-        }),
-    );
+    annotate(&mut value, entry_meta(entry, status));
     Ok(value)
+}
+
+/// A hit on `entry`, just read under `key`: rendered by the memo when the
+/// payload is an object (the memo checks that it holds exactly this
+/// entry), parsed otherwise.
+fn hit(app: &App, key: &EntryKey, entry: &CachedEntry, status: &str) -> Result<Answer, ToolError> {
+    match app.cache_runtime.rendered.get(key, entry) {
+        Some(rendered) => Ok(Answer::Cached(CachedAnswer::new(
+            rendered,
+            entry_meta(entry, status),
+        ))),
+        None => from_entry(entry, status).map(Answer::Value),
+    }
 }
 
 /// How long a read waits for another server's fetch of the same entry
@@ -166,11 +184,11 @@ pub async fn cached_read(
     deps: fn(&Value, &Value) -> Dependencies,
     flags: ReadFlags,
     handler: ErasedHandler,
-) -> ToolResult {
+) -> Result<Answer, ToolError> {
     let Some(cache) = app.cache.as_ref().filter(|_| flags.use_cache) else {
         let mut value = handler(app.clone(), account.clone(), canonical).await?;
         annotate(&mut value, json!({"status": "bypass"}));
-        return Ok(value);
+        return Ok(value.into());
     };
     if cache.is_down() {
         let mut value = handler(app.clone(), account.clone(), canonical).await?;
@@ -178,7 +196,7 @@ pub async fn cached_read(
             &mut value,
             json!({"status": "bypass", "reason": "the shared cache is unreachable"}),
         );
-        return Ok(value);
+        return Ok(value.into());
     }
     let key = EntryKey::new(&account.account_id, tool, &canonical);
     if !flags.force_refresh {
@@ -202,7 +220,7 @@ pub async fn cached_read(
         let mut expired = None;
         if !flags.force_refresh {
             match cache.get(&key).await {
-                Ok(Some(entry)) => match serve_entry(app, tool, account, &canonical, entry) {
+                Ok(Some(entry)) => match serve_entry(app, tool, account, &canonical, &key, entry) {
                     Ok(answer) => return answer,
                     Err(entry) => expired = Some(entry),
                 },
@@ -223,7 +241,7 @@ pub async fn cached_read(
                     && entry.freshness == Freshness::Fresh
                 {
                     cache.unlock_flight(&key, lock).await;
-                    return from_entry(&entry, "fresh");
+                    return from_entry(&entry, "fresh").map(Answer::Value);
                 }
                 Some(lock)
             }
@@ -233,7 +251,7 @@ pub async fn cached_read(
                     && let Ok(Some(entry)) = cache.get(&key).await
                     && entry.freshness == Freshness::Fresh
                 {
-                    return from_entry(&entry, "fresh");
+                    return from_entry(&entry, "fresh").map(Answer::Value);
                 }
                 None
             }
@@ -255,7 +273,7 @@ pub async fn cached_read(
                     &mut value,
                     json!({"status": "miss", "cached_at": rfc3339_ms(m365_store::now_ms()), "age_seconds": 0}),
                 );
-                Ok(value)
+                Ok(value.into())
             }
             Err(error) => match expired {
                 // Stale-if-error: an old answer beats no answer, and says so.
@@ -264,7 +282,7 @@ pub async fn cached_read(
                     if let Some(meta) = value.get_mut("_cache").and_then(Value::as_object_mut) {
                         meta.insert("error".into(), json!(error.to_string()));
                     }
-                    Ok(value)
+                    Ok(value.into())
                 }
                 _ => Err(error),
             },
@@ -282,13 +300,14 @@ fn serve_entry(
     tool: &str,
     account: &AccountRecord,
     canonical: &Value,
+    key: &EntryKey,
     entry: CachedEntry,
-) -> Result<ToolResult, CachedEntry> {
+) -> Result<Result<Answer, ToolError>, CachedEntry> {
     match entry.freshness {
-        Freshness::Fresh => Ok(from_entry(&entry, "fresh")),
+        Freshness::Fresh => Ok(hit(app, key, &entry, "fresh")),
         Freshness::Stale => {
             schedule_refresh(app, tool, &account.account_id, canonical);
-            Ok(from_entry(&entry, "stale"))
+            Ok(hit(app, key, &entry, "stale"))
         }
         Freshness::Expired => Err(entry),
     }
@@ -301,9 +320,9 @@ async fn serve_cached(
     account: &AccountRecord,
     canonical: &Value,
     key: &EntryKey,
-) -> Option<ToolResult> {
+) -> Option<Result<Answer, ToolError>> {
     match cache.get(key).await {
-        Ok(Some(entry)) => serve_entry(app, tool, account, canonical, entry).ok(),
+        Ok(Some(entry)) => serve_entry(app, tool, account, canonical, key, entry).ok(),
         _ => None,
     }
 }
@@ -373,6 +392,13 @@ pub async fn invalidate(app: &App, account_id: &str, tool: &str, targets: Vec<Ta
     let Some(cache) = &app.cache else { return };
     if targets.is_empty() {
         return;
+    }
+    // The memo never serves an entry the store no longer holds; dropping
+    // these only frees their memory.
+    for t in &targets {
+        app.cache_runtime
+            .rendered
+            .forget_resource(account_id, t.resource);
     }
     let targets: Vec<Invalidation> = targets
         .into_iter()

@@ -24,7 +24,9 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod progress;
+pub mod rendered;
 pub mod server;
+pub mod stdio;
 pub mod tools;
 
 pub use app::App;

@@ -14,6 +14,8 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 
 use crate::app::App;
 use crate::progress::Session;
+use crate::rendered::Answer;
+use crate::stdio::{Outbox, StdioTransport};
 use crate::tools::Registry;
 
 /// What the server tells clients about itself at `initialize`.
@@ -29,6 +31,9 @@ pub struct McpServer {
     app: Arc<App>,
     tools: Arc<Registry>,
     session: SessionSlot,
+    /// On stdio, where cache hits go to be written as they are
+    /// (`crate::stdio`); other transports get them as tool results.
+    outbox: Option<Outbox>,
 }
 
 /// This session's place among the sessions that get background logging
@@ -50,6 +55,7 @@ impl McpServer {
             tools: app.tools.clone(),
             app,
             session: SessionSlot::default(),
+            outbox: None,
         }
     }
 
@@ -68,10 +74,12 @@ impl McpServer {
 
     /// Serves MCP on stdin/stdout until the client closes stdin or the
     /// process gets SIGINT/SIGTERM.
-    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+    pub async fn serve_stdio(mut self) -> anyhow::Result<()> {
         let app = self.app.clone();
+        let outbox = Outbox::default();
+        self.outbox = Some(outbox.clone());
         let running = self
-            .serve(rmcp::transport::stdio())
+            .serve(StdioTransport::stdio(outbox))
             .await
             .map_err(|e| anyhow::anyhow!("MCP initialisation failed: {e}"))?;
         let cancel = running.cancellation_token();
@@ -181,12 +189,19 @@ impl ServerHandler for McpServer {
             .meta
             .get_progress_token()
             .or_else(|| request.progress_token());
-        let result = crate::progress::scope(
+        // Boxed: rmcp moves the handler's future into a task of its own, and
+        // a small future is cheaper to move than the whole call.
+        let answer = Box::pin(crate::progress::scope(
             context.peer.clone(),
             token,
-            tool.call(self.app.clone(), request.arguments),
-        )
+            tool.answer(self.app.clone(), request.arguments),
+        ))
         .await;
+        let result = match (answer, &self.outbox) {
+            (Ok(Answer::Cached(hit)), Some(outbox)) => outbox.placeholder(hit),
+            (Ok(answer), _) => answer.into_call_result(),
+            (Err(result), _) => result,
+        };
         Ok(result.into())
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::World;
+use common::{World, ok};
 use m365_mcp::demo::{call, sign_in_all};
 use m365_sandbox::{Latency, SandboxConfig};
 use serde_json::{Value, json};
@@ -548,4 +548,112 @@ async fn cache_tools_invalidate_enqueue_and_report_tasks() {
         .await
         .unwrap();
     assert!(err, "{bad}");
+}
+
+/// A hit's text content and structured content, as the client gets them.
+async fn hit_parts(client: &m365_mcp::demo::Client, args: &Value) -> (Value, Value) {
+    let mut params = rmcp::model::CallToolRequestParams::new("email_list");
+    params = params.with_arguments(args.as_object().unwrap().clone());
+    let result = client.call_tool(params).await.unwrap();
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(result.content.len(), 1);
+    let text = result.content[0].as_text().unwrap().text.clone();
+    let structured = result.structured_content.unwrap();
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed, structured, "the text is the structured content");
+    (structured, parsed)
+}
+
+/// Hits are served from rendered copies in memory (`rendered.rs`); these
+/// must only ever be the entry the store holds now, for that account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_hits_are_always_the_stores_current_entry_for_that_account() {
+    let mut world = World::manual().await;
+    world.with_env("M365_MCP_CACHE_WARMING", "false");
+    let client = signed_in(&world).await;
+    let (adele, megan) = (world.username(0), world.username(1));
+    let a_args = json!({"account_id": adele, "limit": 4});
+    let m_args = json!({"account_id": megan, "limit": 4});
+
+    let (a_miss, _) = hit_parts(&client, &a_args).await;
+    let (a_hit, _) = hit_parts(&client, &a_args).await;
+    assert_eq!((status(&a_miss), status(&a_hit)), ("miss", "fresh"));
+    assert_eq!(a_hit["value"], a_miss["value"]);
+    // Same tool, same parameters, other account: never adele's rendering.
+    let (m_miss, _) = hit_parts(&client, &m_args).await;
+    let (m_hit, _) = hit_parts(&client, &m_args).await;
+    assert_eq!((status(&m_miss), status(&m_hit)), ("miss", "fresh"));
+    assert_eq!(m_hit["value"], m_miss["value"]);
+    assert_ne!(m_hit["value"], a_hit["value"]);
+    let (a_again, _) = hit_parts(&client, &a_args).await;
+    assert_eq!(a_again["value"], a_miss["value"]);
+
+    // The age is the entry's age now, not when it was first rendered.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (older, _) = hit_parts(&client, &a_args).await;
+    assert_eq!(status(&older), "fresh");
+    assert_eq!(older["_cache"]["cached_at"], a_hit["_cache"]["cached_at"]);
+    assert!(
+        older["_cache"]["age_seconds"].as_u64().unwrap() >= 2,
+        "{}",
+        older["_cache"]
+    );
+
+    // A write invalidates: the next read is a miss with the new state, and
+    // the hit after it shows the new state too.
+    let newest = a_hit["value"][0]["id"].as_str().unwrap().to_string();
+    let was_read = a_hit["value"][0]["isRead"].as_bool().unwrap();
+    ok(
+        &client,
+        "email_mark_read",
+        json!({"account_id": adele, "email_id": newest, "is_read": !was_read}),
+    )
+    .await;
+    let (after_write, _) = hit_parts(&client, &a_args).await;
+    assert_eq!(status(&after_write), "miss");
+    assert_eq!(after_write["value"][0]["isRead"], !was_read);
+    let (hit_after_write, _) = hit_parts(&client, &a_args).await;
+    assert_eq!(status(&hit_after_write), "fresh");
+    assert_eq!(hit_after_write["value"][0]["isRead"], !was_read);
+
+    // Overwritten (Graph changed behind the cache's back, then a forced
+    // refresh): hits show the new entry.
+    world
+        .graph_as(&adele)
+        .patch(
+            &adele,
+            &format!("/me/messages/{}", m365_graph::encode_segment(&newest)),
+            &json!({"isRead": was_read}),
+        )
+        .await
+        .unwrap();
+    let (stale_view, _) = hit_parts(&client, &a_args).await;
+    assert_eq!(stale_view["value"][0]["isRead"], !was_read, "still cached");
+    let mut forced = a_args.clone();
+    forced["force_refresh"] = json!(true);
+    let (refreshed, _) = hit_parts(&client, &forced).await;
+    assert_eq!(status(&refreshed), "miss");
+    let (hit_after_refresh, _) = hit_parts(&client, &a_args).await;
+    assert_eq!(status(&hit_after_refresh), "fresh");
+    assert_eq!(hit_after_refresh["value"][0]["isRead"], was_read);
+    assert_eq!(
+        hit_after_refresh["_cache"]["cached_at"],
+        refreshed["_cache"]["cached_at"]
+    );
+
+    // Invalidated by another process (the command line) while this server
+    // runs: the server's in-memory copy is not served.
+    let out = world.run_cli(&["cache", "invalidate", "email_list:*"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ((after_cli, _), calls) =
+        graph_delta(&world, async { hit_parts(&client, &a_args).await }).await;
+    assert_eq!((status(&after_cli), calls), ("miss", 1));
+    let ((m_after_cli, _), calls) =
+        graph_delta(&world, async { hit_parts(&client, &m_args).await }).await;
+    assert_eq!((status(&m_after_cli), calls), ("miss", 1));
+    assert_eq!(m_after_cli["value"], m_miss["value"]);
 }

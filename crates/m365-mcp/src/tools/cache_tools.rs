@@ -188,6 +188,12 @@ async fn invalidate(app: Arc<App>, p: InvalidateParams) -> ToolResult {
         .invalidate_pattern(p.pattern.trim(), account.as_deref(), &p.reason)
         .await
         .map_err(unavailable)?;
+    // Rendered hits are checked against the store on every call; this only
+    // frees what they held.
+    match account.as_deref() {
+        Some(account) => app.cache_runtime.rendered.forget_account(account),
+        None => app.cache_runtime.rendered.clear(),
+    }
     Ok(json!({
         "entries_deleted": removed,
         "pattern": p.pattern.trim(),

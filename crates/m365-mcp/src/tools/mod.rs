@@ -41,6 +41,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::ToolError;
+use crate::rendered::Answer;
 
 /// What a handler returns: a JSON object for the client.
 pub type ToolResult = Result<Value, ToolError>;
@@ -349,21 +350,31 @@ impl ToolDef {
 
     /// Runs the tool, turning every outcome into a tool result.
     pub async fn call(&self, app: Arc<App>, args: Option<JsonObject>) -> CallToolResult {
-        match self.run(app, args.unwrap_or_default()).await {
-            Ok(value) => CallToolResult::structured(value),
-            Err(e) => {
-                tracing::info!(tool = self.name, kind = %error_kind(&e), "tool call failed");
-                let mut result = CallToolResult::structured_error(e.to_json());
-                // The text a person reads first is the message itself.
-                result.content = vec![rmcp::model::ContentBlock::text(e.to_string())];
-                result
-            }
+        match self.answer(app, args).await {
+            Ok(answer) => answer.into_call_result(),
+            Err(result) => result,
         }
     }
 
-    async fn run(&self, app: Arc<App>, mut args: JsonObject) -> ToolResult {
+    /// Runs the tool: its answer (a cache hit stays ready to send), or the
+    /// error as a tool result.
+    pub async fn answer(
+        &self,
+        app: Arc<App>,
+        args: Option<JsonObject>,
+    ) -> Result<Answer, CallToolResult> {
+        self.run(app, args.unwrap_or_default()).await.map_err(|e| {
+            tracing::info!(tool = self.name, kind = %error_kind(&e), "tool call failed");
+            let mut result = CallToolResult::structured_error(e.to_json());
+            // The text a person reads first is the message itself.
+            result.content = vec![rmcp::model::ContentBlock::text(e.to_string())];
+            result
+        })
+    }
+
+    async fn run(&self, app: Arc<App>, mut args: JsonObject) -> Result<Answer, ToolError> {
         match &self.kind {
-            Kind::Local(handler) => handler(app, Value::Object(args)).await,
+            Kind::Local(handler) => handler(app, Value::Object(args)).await.map(Answer::from),
             Kind::Account {
                 canonicalize,
                 handler,
@@ -383,7 +394,7 @@ impl ToolDef {
                 let canonical = canonicalize(Value::Object(args))?;
                 let account = app.accounts.resolve(account_id.as_deref())?;
                 match cache {
-                    Cache::None => handler(app, account, canonical).await,
+                    Cache::None => handler(app, account, canonical).await.map(Answer::from),
                     Cache::Read { deps } => {
                         crate::cache::cached_read(
                             &app,
@@ -406,7 +417,7 @@ impl ToolDef {
                             invalidates(&canonical, &result),
                         )
                         .await;
-                        Ok(result)
+                        Ok(result.into())
                     }
                 }
             }
