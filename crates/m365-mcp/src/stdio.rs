@@ -135,39 +135,42 @@ fn splice(message: &TxJsonRpcMessage<RoleServer>, hit: &CachedAnswer) -> io::Res
         return Err(io::Error::other("a response is not a JSON object"));
     };
     let mut out = Vec::with_capacity(hit.spliced_len() + 256);
+    write_object(&mut out, &members, |out, key, value| match (key, value) {
+        ("result", Value::Object(result)) => write_object(out, result, |out, key, value| {
+            match key {
+                "content" => {
+                    out.extend_from_slice(br#"[{"type":"text","text":"#);
+                    hit.write_json_string(out);
+                    out.extend_from_slice(b"}]");
+                }
+                "structuredContent" => hit.write_json(out),
+                _ => serde_json::to_writer(&mut *out, value)?,
+            }
+            Ok(())
+        }),
+        _ => Ok(serde_json::to_writer(&mut *out, value)?),
+    })?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Writes `members` as a JSON object in their order, each value by `value`.
+fn write_object(
+    out: &mut Vec<u8>,
+    members: &serde_json::Map<String, Value>,
+    mut value: impl FnMut(&mut Vec<u8>, &str, &Value) -> io::Result<()>,
+) -> io::Result<()> {
     out.push(b'{');
-    for (i, (key, value)) in members.iter().enumerate() {
+    for (i, (key, member)) in members.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, key)?;
+        serde_json::to_writer(&mut *out, key)?;
         out.push(b':');
-        match (key.as_str(), value) {
-            ("result", Value::Object(result)) => {
-                out.push(b'{');
-                for (j, (key, value)) in result.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    serde_json::to_writer(&mut out, key)?;
-                    out.push(b':');
-                    match key.as_str() {
-                        "content" => {
-                            out.extend_from_slice(br#"[{"type":"text","text":"#);
-                            hit.write_json_string(&mut out);
-                            out.extend_from_slice(b"}]");
-                        }
-                        "structuredContent" => hit.write_json(&mut out),
-                        _ => serde_json::to_writer(&mut out, value)?,
-                    }
-                }
-                out.push(b'}');
-            }
-            _ => serde_json::to_writer(&mut out, value)?,
-        }
+        value(out, key, member)?;
     }
-    out.extend_from_slice(b"}\n");
-    Ok(out)
+    out.push(b'}');
+    Ok(())
 }
 
 type SharedWriter<W> = Arc<tokio::sync::Mutex<Option<W>>>;

@@ -390,6 +390,21 @@ impl Counters {
     fn is_zero(&self) -> bool {
         *self == Counters::default()
     }
+
+    /// The seven counters from consecutive columns starting at `first`, in
+    /// the stats table's order (hits … evictions).
+    fn from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Counters> {
+        let at = |i: usize| r.get::<_, i64>(first + i).map(|n| n as u64);
+        Ok(Counters {
+            hits: at(0)?,
+            stale_hits: at(1)?,
+            misses: at(2)?,
+            refreshes: at(3)?,
+            writes: at(4)?,
+            invalidations: at(5)?,
+            evictions: at(6)?,
+        })
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1140,17 +1155,7 @@ impl Store {
                     coalesce(sum(invalidations), 0), coalesce(sum(evictions), 0)
              FROM stats",
             [],
-            |r| {
-                Ok(Counters {
-                    hits: r.get::<_, i64>(0)? as u64,
-                    stale_hits: r.get::<_, i64>(1)? as u64,
-                    misses: r.get::<_, i64>(2)? as u64,
-                    refreshes: r.get::<_, i64>(3)? as u64,
-                    writes: r.get::<_, i64>(4)? as u64,
-                    invalidations: r.get::<_, i64>(5)? as u64,
-                    evictions: r.get::<_, i64>(6)? as u64,
-                })
-            },
+            |r| Counters::from_row(r, 0),
         )?;
         total.add_counters(&c);
         total.finish();
@@ -1172,15 +1177,7 @@ impl Store {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
-                    Counters {
-                        hits: r.get::<_, i64>(2)? as u64,
-                        stale_hits: r.get::<_, i64>(3)? as u64,
-                        misses: r.get::<_, i64>(4)? as u64,
-                        refreshes: r.get::<_, i64>(5)? as u64,
-                        writes: r.get::<_, i64>(6)? as u64,
-                        invalidations: r.get::<_, i64>(7)? as u64,
-                        evictions: r.get::<_, i64>(8)? as u64,
-                    },
+                    Counters::from_row(r, 2)?,
                 ))
             })?;
             for row in rows {
