@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p m365-mcp -p m365-bench
-//! target/release/m365-bench [startup|cached|warming|day|trees|upload|http|all] [--server target/release/m365-mcp]
+//! target/release/m365-bench [startup|cached|warming|day|trees|upload|http|floor|all] [--server target/release/m365-mcp]
 //! ```
 //!
 //! Results go to stdout as Markdown, ready for docs/benchmarks.md.
@@ -290,66 +290,242 @@ async fn cached(exe: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The same cached call through a minimal JSON-RPC client on stdio: one
-/// line out, one line in, parsed with serde_json. Shows the server's share
-/// of the round trip without an SDK's message handling.
+/// A minimal JSON-RPC client on a child's stdio: one line out, one line in,
+/// parsed with serde_json. Shows the server's share of a round trip without
+/// an SDK's message handling, and captures answers as the server wrote them.
+struct LineClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    next_id: u64,
+    /// The server's `initialize` answer.
+    init: Value,
+}
+
+impl LineClient {
+    async fn start(exe: &Path, args: &[&str], env: &[(String, String)]) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(exe)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut client = LineClient {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            next_id: 0,
+            init: Value::Null,
+        };
+        client.init = client
+            .request(
+                "initialize",
+                json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"m365-bench-raw","version":"0"}}),
+            )
+            .await?
+            .1;
+        client
+            .send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await?;
+        Ok(client)
+    }
+
+    async fn send(&mut self, message: &Value) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// Sends one request and returns its answer line, skipping anything
+    /// else the server writes in between (notifications).
+    async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<(String, Value)> {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+            .await?;
+        loop {
+            let line = self
+                .lines
+                .next_line()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("server closed"))?;
+            let value: Value = serde_json::from_str(&line)?;
+            if value["id"] == id {
+                return Ok((line, value));
+            }
+        }
+    }
+
+    /// One `tools/call` that must be a fresh cache hit; returns the answer
+    /// line, parsed, and the round trip including parsing it once.
+    async fn cached_call(
+        &mut self,
+        tool: &str,
+        args: &Value,
+    ) -> anyhow::Result<(String, Value, Duration)> {
+        let started = Instant::now();
+        let (line, value) = self
+            .request("tools/call", json!({"name": tool, "arguments": args}))
+            .await?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            value["result"]["structuredContent"]["_cache"]["status"] == "fresh",
+            "not a hit: {}",
+            value["result"]["structuredContent"]["_cache"]
+        );
+        Ok((line, value, elapsed))
+    }
+
+    async fn close(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The cached `email_list` call through [`LineClient`].
 async fn raw_client_latency(
     exe: &Path,
     env: &[(String, String)],
     username: &str,
     n: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut child = tokio::process::Command::new(exe)
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
-    let mut lines = BufReader::new(
-        child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-    )
-    .lines();
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"m365-bench-raw","version":"0"}}});
-    stdin.write_all(format!("{init}\n").as_bytes()).await?;
-    lines.next_line().await?;
-    stdin
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-        .await?;
+    let mut client = LineClient::start(exe, &["serve"], env).await?;
+    let args = json!({"account_id": username, "limit": 50});
     let mut samples = Vec::with_capacity(n);
-    for i in 1..=n {
-        let request = json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"email_list","arguments":{"account_id": username, "limit": 50}}});
-        let line = format!("{request}\n");
-        let started = Instant::now();
-        stdin.write_all(line.as_bytes()).await?;
-        loop {
-            let answer = lines
-                .next_line()
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("server closed"))?;
-            let value: Value = serde_json::from_str(&answer)?;
-            if value["id"] == i {
-                anyhow::ensure!(
-                    value["result"]["structuredContent"]["_cache"]["status"] == "fresh",
-                    "not a hit: {answer}"
-                );
-                break;
-            }
-        }
-        samples.push(started.elapsed());
+    for _ in 0..n {
+        samples.push(client.cached_call("email_list", &args).await?.2);
     }
-    drop(stdin);
-    let _ = child.wait().await;
+    client.close().await;
     Ok(samples)
+}
+
+/// `m365-bench replay <file>`: a stand-in MCP server on stdio that does no
+/// work. The file holds two lines, an `initialize` result and a `tools/call`
+/// result, captured from the real server; every request is answered at once
+/// with the matching one under the request's id (`{}` for anything else).
+/// Driving it with rmcp's client measures what the client alone costs.
+fn replay_answers(path: &Path) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let text = std::fs::read_to_string(path)?;
+    let mut parts = text.lines();
+    let init = parts
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no initialize result"))?;
+    let result = parts
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no tools/call result"))?;
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lines() {
+        let line = line?;
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let Some(id) = message.get("id") else {
+            continue;
+        };
+        let answer = match message["method"].as_str() {
+            Some("initialize") => init,
+            Some("tools/call") => result,
+            _ => "{}",
+        };
+        writeln!(
+            out,
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{answer}}}"
+        )?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The client's floor: the same cached answer served by the real server and
+/// by [`replay_answers`], both read by rmcp's client. The difference is the server's
+/// share; the replay figure is what no server can go below with that client.
+async fn floor(exe: &Path) -> anyhow::Result<()> {
+    println!("\n### What rmcp's client costs: the real server against a replay of its answer\n");
+    let bench = std::env::current_exe()?;
+    println!(
+        "| call | answer line | m365-mcp, rmcp client p50 / p99 | replay, rmcp client p50 / p99 | m365-mcp, minimal client p50 | replay, minimal client p50 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (tenant, tool, extra) in [
+        (TenantSize::small(), "email_list", json!({"limit": 50})),
+        (TenantSize::large(), "folder_get_tree", json!({})),
+    ] {
+        let world = World::with_tenant(0, tenant).await?;
+        let (server, users) = signed_in(&world, exe).await?;
+        let mut args = extra.clone();
+        args["account_id"] = json!(users[0]);
+        let (value, err, _) = call(&server.client, tool, args.clone()).await?;
+        anyhow::ensure!(!err, "{tool} failed: {value}");
+        let real = percentiles(timed(&server.client, tool, args.clone(), 1000).await?);
+        server.client.cancel().await?;
+
+        let mut raw = LineClient::start(exe, &["serve"], &world.env).await?;
+        let (line, answer, _) = raw.cached_call(tool, &args).await?;
+        let mut minimal = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            minimal.push(raw.cached_call(tool, &args).await?.2);
+        }
+        let minimal = percentiles(minimal);
+        let init = std::mem::take(&mut raw.init);
+        raw.close().await;
+        let capture = world.dir.join(format!("{tool}.jsonl"));
+        std::fs::write(
+            &capture,
+            format!("{}\n{}\n", init["result"], answer["result"]),
+        )?;
+
+        let command = tokio::process::Command::new(&bench).configure(|cmd| {
+            cmd.arg("replay").arg(&capture);
+        });
+        let (transport, _) = TokioChildProcess::builder(command)
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let replayed: Client = ().serve(transport).await?;
+        let (value, err, _) = call(&replayed, tool, args.clone()).await?;
+        anyhow::ensure!(
+            !err && value["_cache"]["status"] == "fresh",
+            "the replay did not answer as the server did"
+        );
+        let floor = percentiles(timed(&replayed, tool, args.clone(), 1000).await?);
+        replayed.cancel().await?;
+        let capture_arg = capture.to_string_lossy();
+        let mut raw = LineClient::start(&bench, &["replay", &capture_arg], &[]).await?;
+        let mut minimal_floor = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            minimal_floor.push(raw.cached_call(tool, &args).await?.2);
+        }
+        let minimal_floor = percentiles(minimal_floor);
+        raw.close().await;
+        println!(
+            "| `{tool}` | {:.1} KiB | {} / {} | {} / {} | {} | {} |",
+            line.len() as f64 / 1024.0,
+            fmt(real.p50),
+            fmt(real.p99),
+            fmt(floor.p50),
+            fmt(floor.p99),
+            fmt(minimal.p50),
+            fmt(minimal_floor.p50)
+        );
+    }
+    println!(
+        "\nThe replayed answer is the server's own answer line, written by a process that only parses the request and echoes it; 1000 calls each."
+    );
+    Ok(())
 }
 
 async fn warming(exe: &Path) -> anyhow::Result<()> {
@@ -1010,6 +1186,12 @@ async fn http(exe: &Path) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
+    if std::env::args().nth(1).as_deref() == Some("replay") {
+        let path = std::env::args()
+            .nth(2)
+            .ok_or_else(|| anyhow::anyhow!("replay needs a capture file"))?;
+        return replay_answers(Path::new(&path));
+    }
     let mut scenario = "all".to_string();
     let mut exe = std::env::current_exe()?.with_file_name("m365-mcp");
     while let Some(arg) = args.next() {
@@ -1043,6 +1225,7 @@ async fn main() -> anyhow::Result<()> {
         "upload" => upload(&exe).await?,
         "day" => day(&exe).await?,
         "http" => http(&exe).await?,
+        "floor" => floor(&exe).await?,
         "all" => {
             startup(&exe).await?;
             cached(&exe).await?;
@@ -1051,9 +1234,10 @@ async fn main() -> anyhow::Result<()> {
             trees(&exe).await?;
             upload(&exe).await?;
             http(&exe).await?;
+            floor(&exe).await?;
         }
         other => anyhow::bail!(
-            "unknown scenario {other}: startup, cached, warming, day, trees, upload, http or all"
+            "unknown scenario {other}: startup, cached, warming, day, trees, upload, http, floor or all"
         ),
     }
     Ok(())

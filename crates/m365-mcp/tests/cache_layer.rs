@@ -638,7 +638,15 @@ async fn rendered_hits_are_always_the_stores_current_entry_for_that_account() {
     assert_eq!(hit_after_refresh["value"][0]["isRead"], was_read);
     // The entry the refresh stored, not the one before it. (The miss's own
     // `cached_at` is taken when it answers, a millisecond from the store's.)
-    let cached_at = |v: &Value| v["_cache"]["cached_at"].as_str().unwrap().to_string();
+    // RFC 3339 with as many fraction digits as needed (".97Z" is 970 ms),
+    // so compare instants, not strings.
+    let cached_at = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v["_cache"]["cached_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
     assert!(
         cached_at(&hit_after_refresh) > cached_at(&stale_view),
         "{} should be newer than {}",
