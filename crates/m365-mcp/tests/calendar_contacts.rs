@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{World, fails, ok};
+use common::{World, fails, for_account, ok};
 use m365_mcp::demo::sign_in_all;
 use serde_json::{Value, json};
 
@@ -24,13 +24,7 @@ async fn calendar_tools_work_end_to_end() {
     sign_in_all(&client, &world.sandbox).await.unwrap();
     let adele = world.username(0);
     let alex = world.username(2);
-    let a = |extra: Value| {
-        let mut args = json!({"account_id": adele});
-        if let (Some(obj), Value::Object(more)) = (args.as_object_mut(), extra) {
-            obj.extend(more);
-        }
-        args
-    };
+    let a = for_account(&adele);
 
     // A 7-day window shows the recurring stand-up several times, expanded by calendarView.
     let listed = ok(&client, "calendar_list_events", a(json!({"days_ahead": 7}))).await;
@@ -489,13 +483,7 @@ async fn contact_tools_work_end_to_end() {
     let client = world.client().await;
     sign_in_all(&client, &world.sandbox).await.unwrap();
     let adele = world.username(0);
-    let a = |extra: Value| {
-        let mut args = json!({"account_id": adele});
-        if let (Some(obj), Value::Object(more)) = (args.as_object_mut(), extra) {
-            obj.extend(more);
-        }
-        args
-    };
+    let a = for_account(&adele);
 
     let listed = ok(&client, "contact_list", a(json!({"limit": 5}))).await;
     assert_eq!(listed["count"], 5);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{World, fails, ok};
+use common::{World, fails, for_account, ok};
 use m365_mcp::demo::sign_in_all;
 use serde_json::{Value, json};
 
@@ -42,13 +42,7 @@ async fn file_and_folder_tools_work_end_to_end() {
     let client = world.client().await;
     sign_in_all(&client, &world.sandbox).await.unwrap();
     let adele = world.username(0);
-    let a = |extra: Value| {
-        let mut args = json!({"account_id": adele});
-        if let (Some(obj), Value::Object(more)) = (args.as_object_mut(), extra) {
-            obj.extend(more);
-        }
-        args
-    };
+    let a = for_account(&adele);
 
     // The tree: every folder of the drive, nested, read level by level.
     let tree = ok(&client, "folder_get_tree", a(json!({"max_depth": 25}))).await;

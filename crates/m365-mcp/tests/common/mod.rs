@@ -109,6 +109,18 @@ impl World {
     }
 }
 
+/// Builds tool arguments for `account`: `{"account_id": account}` plus the
+/// members of the object it is given.
+pub fn for_account(account: &str) -> impl Fn(serde_json::Value) -> serde_json::Value + '_ {
+    move |extra| {
+        let mut args = serde_json::json!({ "account_id": account });
+        if let (Some(obj), serde_json::Value::Object(more)) = (args.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        args
+    }
+}
+
 /// Calls a tool that must succeed; returns its structured result.
 pub async fn ok(client: &Client, tool: &str, args: serde_json::Value) -> serde_json::Value {
     let (value, err, _) = demo::call(client, tool, args.clone()).await.unwrap();
