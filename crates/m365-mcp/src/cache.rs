@@ -122,14 +122,16 @@ impl CacheRuntime {
     }
 }
 
-/// RFC 3339 of a time in ms since the epoch.
+/// RFC 3339 of a time in ms since the epoch, in UTC with exactly three
+/// fraction digits (`2026-11-28T02:11:30.970Z`), so that the strings sort
+/// as the instants do.
 pub fn rfc3339_ms(ms: i64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
 }
 
@@ -758,4 +760,27 @@ pub async fn start_warming(app: &Arc<App>) {
 /// A snapshot of warming progress.
 pub fn warming_status(app: &App) -> WarmingStatus {
     lock(&app.cache_runtime.warming).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_ms;
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    #[test]
+    fn timestamps_have_three_fraction_digits_and_sort_as_instants() {
+        let whole = 1_795_832_000_000; // a whole second
+        assert_eq!(rfc3339_ms(whole), "2026-11-28T02:13:20.000Z");
+        assert_eq!(rfc3339_ms(whole + 970), "2026-11-28T02:13:20.970Z");
+        let times = [whole, whole + 5, whole + 970, whole + 975, whole + 1000];
+        let texts: Vec<String> = times.iter().map(|&t| rfc3339_ms(t)).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(sorted, texts);
+        for (text, ms) in texts.iter().zip(times) {
+            let parsed = OffsetDateTime::parse(text, &Rfc3339).unwrap();
+            assert_eq!(parsed.unix_timestamp_nanos(), ms as i128 * 1_000_000);
+        }
+    }
 }
