@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use m365_graph::GraphClient;
-use m365_store::{KeyManager, OpenOutcome, Opened, StoreConfig};
+use m365_store::{OpenOutcome, Opened, StoreConfig};
 
 use crate::accounts::AccountManager;
 use crate::backend::CacheBackend;
@@ -55,12 +55,8 @@ impl std::fmt::Debug for App {
 }
 
 /// Opens one encrypted file, reporting recoveries as warnings.
-pub fn open_store_file(
-    path: &std::path::Path,
-    key_db_hint: &std::path::Path,
-    config: &ServerConfig,
-) -> Result<Opened, String> {
-    let keys = KeyManager::from_env(config.paths.key_file(), key_db_hint.to_path_buf());
+pub fn open_store_file(path: &std::path::Path, config: &ServerConfig) -> Result<Opened, String> {
+    let keys = config.paths.key_manager();
     let mut store_config = StoreConfig::new(path);
     store_config.ttl_scale = config.ttl_scale;
     let opened = m365_store::open_encrypted(store_config, &keys).map_err(|e| e.to_string())?;
@@ -86,7 +82,7 @@ async fn open_shared(config: &ServerConfig) -> Result<crate::backend::SharedCach
         .redis_url
         .clone()
         .ok_or_else(|| "M365_MCP_REDIS_URL is not set".to_string())?;
-    let keys = KeyManager::from_env(config.paths.key_file(), config.accounts_db());
+    let keys = config.paths.key_manager();
     let loaded = tokio::task::spawn_blocking(move || keys.load_or_create())
         .await
         .map_err(|e| e.to_string())?
@@ -111,7 +107,7 @@ impl App {
     /// memory, and calls bypass the cache.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Arc<App>> {
         let accounts_db = config.accounts_db();
-        let accounts_store = match open_store_file(&accounts_db, &accounts_db, &config) {
+        let accounts_store = match open_store_file(&accounts_db, &config) {
             Ok(opened) => Some(opened.store),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the accounts file; sign-ins will last only for this process");
@@ -129,7 +125,7 @@ impl App {
                 }
             }
         } else {
-            match open_store_file(&config.paths.db_path, &config.paths.db_path, &config) {
+            match open_store_file(&config.paths.db_path, &config) {
                 Ok(opened) => (Some(CacheBackend::Local(opened.store)), CacheState::Open),
                 Err(e) => {
                     tracing::warn!(error = %e, "the cache is unavailable; every call is answered from Graph");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use m365_store::{KeyManager, OpenOutcome, Opened, Paths, StoreConfig};
+use m365_store::{OpenOutcome, Opened, Paths, StoreConfig};
 
 /// The `cache` subcommands.
 #[derive(Debug, Subcommand)]
@@ -41,7 +41,7 @@ pub enum CacheCommand {
 
 /// Opens the store the server would use, reporting what opening found.
 pub fn open_store(paths: &Paths) -> anyhow::Result<Opened> {
-    let keys = KeyManager::from_env(paths.key_file(), paths.db_path.clone());
+    let keys = paths.key_manager();
     let opened = m365_store::open_encrypted(StoreConfig::new(&paths.db_path), &keys)
         .with_context(|| format!("cannot open the cache at {}", paths.db_path.display()))?;
     match &opened.outcome {
@@ -122,18 +122,25 @@ pub fn run(command: CacheCommand, paths: &Paths) -> anyhow::Result<()> {
             println!("invalidated {n} entries");
         }
         CacheCommand::RotateKey => {
-            let keys = KeyManager::from_env(paths.key_file(), paths.db_path.clone());
-            if !paths.db_path.exists() {
+            let keys = paths.key_manager();
+            let files: Vec<_> = keys
+                .files()
+                .iter()
+                .filter(|f| f.exists())
+                .cloned()
+                .collect();
+            if files.is_empty() {
                 anyhow::bail!("no cache at {} to rotate", paths.db_path.display());
             }
-            let source = m365_store::rotate_key(&paths.db_path, &keys)
-                .with_context(|| format!("cannot rotate the key of {}", paths.db_path.display()))?;
+            let source = m365_store::rotate_key(&keys).context("cannot rotate the cache key")?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             println!(
-                "the cache was re-encrypted with a new key, stored in the {source}; the old key no longer opens it"
+                "re-encrypted with a new key, stored in the {source}: {}; the old key no longer opens them",
+                names.join(", ")
             );
         }
         CacheCommand::Migrate { plain_db } => {
-            let keys = KeyManager::from_env(paths.key_file(), paths.db_path.clone());
+            let keys = paths.key_manager();
             let rows = m365_store::migrate_plain_file(&plain_db, &keys)
                 .with_context(|| format!("cannot migrate {}", plain_db.display()))?;
             println!(

@@ -106,6 +106,6 @@ impl ServerConfig {
 
     /// The encrypted file holding accounts and refresh tokens.
     pub fn accounts_db(&self) -> std::path::PathBuf {
-        self.paths.data_dir.join("accounts.db")
+        self.paths.accounts_db()
     }
 }

@@ -215,6 +215,88 @@ fn headless_rotation_uses_the_key_file_and_retires_the_old_key() {
     assert_no_key(&transcript, &new);
 }
 
+/// The accounts file (sign-ins and refresh tokens) is encrypted with the
+/// same key as the cache: rotating the key must re-encrypt both, or the
+/// next start cannot open the accounts file and every sign-in is lost.
+#[test]
+fn rotation_keeps_the_accounts_file_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    m365(dir.path(), &[], &["cache", "stats"]).ok();
+    let key_file = dir.path().join("cache.key");
+    let old = CacheKey::from_base64(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
+    let accounts = dir.path().join("accounts.db");
+    {
+        let (store, _) = Store::open(StoreConfig::new(&accounts), old.clone(), None).unwrap();
+        store
+            .upsert_account(
+                &m365_store::AccountRecord {
+                    account_id: "oid-1.tid-1".into(),
+                    username: "adele@contoso.example".into(),
+                    display_name: Some("Adele".into()),
+                    tenant_id: "tid-1".into(),
+                    account_type: "work_school".into(),
+                },
+                Some("refresh-token-1"),
+            )
+            .unwrap();
+    }
+    seed(&dir.path().join("cache.db"), &old, 2);
+
+    // With the cache open elsewhere (a running server), nothing changes.
+    let running = Store::open(
+        StoreConfig::new(dir.path().join("cache.db")),
+        old.clone(),
+        None,
+    )
+    .unwrap();
+    let refused = m365(dir.path(), &[], &["cache", "rotate-key"]);
+    assert!(!refused.output.status.success(), "{}", refused.all());
+    assert!(
+        refused.stderr().contains("open in another process"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(
+        CacheKey::from_base64(&std::fs::read_to_string(&key_file).unwrap()).unwrap(),
+        old
+    );
+    assert!(m365_store::opens_with_key(&accounts, &old));
+    drop(running);
+
+    let rotate = m365(dir.path(), &[], &["cache", "rotate-key"]);
+    rotate.ok();
+    let new = CacheKey::from_base64(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
+    assert_ne!(old, new);
+    assert!(!m365_store::opens_with_key(&accounts, &old));
+    assert!(m365_store::opens_with_key(&accounts, &new));
+    let listed = m365(dir.path(), &[], &["auth", "list"]);
+    listed.ok();
+    assert!(
+        listed.stdout().contains("adele@contoso.example"),
+        "{}",
+        listed.all()
+    );
+    let (store, _) = Store::open(StoreConfig::new(&accounts), new.clone(), None).unwrap();
+    assert_eq!(
+        store
+            .refresh_token("oid-1.tid-1")
+            .unwrap()
+            .as_deref()
+            .map(String::as_str),
+        Some("refresh-token-1")
+    );
+    let moved_aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".unreadable-"))
+        .collect();
+    assert!(moved_aside.is_empty(), "{moved_aside:?}");
+    let transcript = refused.all() + &rotate.all() + &listed.all();
+    assert_no_key(&transcript, &old);
+    assert_no_key(&transcript, &new);
+}
+
 #[test]
 fn migrate_encrypts_a_plain_file_in_place() {
     let dir = tempfile::tempdir().unwrap();

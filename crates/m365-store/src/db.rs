@@ -478,10 +478,22 @@ pub(crate) fn encrypt_in_place(path: &Path, key: &CacheKey) -> Result<u64, Store
 /// file must not be open elsewhere.
 pub(crate) fn rekey(path: &Path, old: &CacheKey, new: &CacheKey) -> Result<(), StoreError> {
     let conn = open_connection(path, &Cipher::Key(old.clone()), 2048)?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     // Re-keying rewrites every page; do it in rollback-journal mode so the
-    // whole file changes under one journal, then return to WAL.
-    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    // whole file changes under one journal, then return to WAL. Leaving WAL
+    // needs the only connection to the file: while another process has it
+    // open SQLite keeps WAL (or reports it busy), and a re-key under that
+    // process would leave it reading pages it can no longer decrypt.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(|e| match crate::error::sqlite_code(&e) {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                in_use(path)
+            }
+            _ => StoreError::from(e),
+        })?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(in_use(path));
+    }
     conn.execute_batch(&format!(
         "PRAGMA rekey = {};",
         new.sqlcipher_literal().as_str()
@@ -489,6 +501,12 @@ pub(crate) fn rekey(path: &Path, old: &CacheKey, new: &CacheKey) -> Result<(), S
     conn.pragma_update(None, "journal_mode", "WAL")?;
     drop(conn);
     Ok(())
+}
+
+fn in_use(path: &Path) -> StoreError {
+    StoreError::InUse {
+        path: path.to_path_buf(),
+    }
 }
 
 /// Tries to open `path` with `key`; true when the schema reads.

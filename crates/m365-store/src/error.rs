@@ -48,6 +48,16 @@ pub enum StoreError {
         path: PathBuf,
     },
 
+    /// The operation needs the only connection to the file, and another
+    /// process has it open.
+    #[error(
+        "{path} is open in another process (a running server?); stop it and try again. Nothing was changed"
+    )]
+    InUse {
+        /// The database in use.
+        path: PathBuf,
+    },
+
     /// A migration of a plain database failed its verification; the plain
     /// file was left untouched.
     #[error(

@@ -219,7 +219,8 @@ pub struct KeyManager {
     env_key: Option<Zeroizing<String>>,
     keyring: Box<dyn KeyringBackend>,
     key_file: PathBuf,
-    db_path: PathBuf,
+    /// Every file the key encrypts (the accounts file and the cache).
+    db_paths: Vec<PathBuf>,
 }
 
 impl fmt::Debug for KeyManager {
@@ -234,8 +235,9 @@ impl fmt::Debug for KeyManager {
 
 impl KeyManager {
     /// A key manager reading `M365_MCP_CACHE_KEY` and `M365_MCP_KEYRING_SERVICE`
-    /// from the environment, with the key file beside the data.
-    pub fn from_env(key_file: PathBuf, db_path: PathBuf) -> Self {
+    /// from the environment, with the key file beside the data. `db_paths`
+    /// are every file the key encrypts: a rotation re-keys all of them.
+    pub fn from_env(key_file: PathBuf, db_paths: Vec<PathBuf>) -> Self {
         let service = std::env::var(ENV_KEYRING_SERVICE)
             .ok()
             .filter(|s| !s.trim().is_empty())
@@ -248,7 +250,7 @@ impl KeyManager {
             env_key,
             keyring: Box::new(OsKeyring::new(service)),
             key_file,
-            db_path,
+            db_paths,
         }
     }
 
@@ -257,14 +259,19 @@ impl KeyManager {
         env_key: Option<String>,
         keyring: Box<dyn KeyringBackend>,
         key_file: PathBuf,
-        db_path: PathBuf,
+        db_paths: Vec<PathBuf>,
     ) -> Self {
         KeyManager {
             env_key: env_key.map(Zeroizing::new),
             keyring,
             key_file,
-            db_path,
+            db_paths,
         }
+    }
+
+    /// Every file the key encrypts, as given.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.db_paths
     }
 
     /// The key file path (used only when no keyring is reachable).
@@ -322,9 +329,9 @@ impl KeyManager {
                         created: false,
                     });
                 }
-                if self.db_path.exists() {
+                if let Some(existing) = self.db_paths.iter().find(|p| p.exists()) {
                     return Err(KeyError::KeyUnreachable {
-                        db: self.db_path.clone(),
+                        db: existing.clone(),
                         key_file: self.key_file.clone(),
                         detail,
                     });
@@ -548,7 +555,7 @@ mod tests {
             env,
             Box::new(keyring),
             dir.join("cache.key"),
-            dir.join("cache.db"),
+            vec![dir.join("cache.db")],
         )
     }
 

@@ -9,7 +9,7 @@
 //! use m365_store::{Dependencies, EntryKey, KeyManager, Paths, StoreConfig, open_encrypted};
 //!
 //! let paths = Paths::from_env()?;
-//! let keys = KeyManager::from_env(paths.key_file(), paths.db_path.clone());
+//! let keys = paths.key_manager();
 //! let opened = open_encrypted(StoreConfig::new(&paths.db_path), &keys)?;
 //! let key = EntryKey::new("oid.tid", "email_list", &serde_json::json!({"folder": "inbox", "limit": 50}));
 //! opened.store.set(&key, &Dependencies::container("inbox"), br#"{"value":[]}"#)?;
@@ -86,6 +86,22 @@ impl Paths {
     pub fn key_file(&self) -> PathBuf {
         self.data_dir.join("cache.key")
     }
+
+    /// The encrypted file holding accounts and refresh tokens.
+    pub fn accounts_db(&self) -> PathBuf {
+        self.data_dir.join("accounts.db")
+    }
+
+    /// Every file encrypted with the cache key: the accounts file and the
+    /// cache.
+    pub fn encrypted_files(&self) -> Vec<PathBuf> {
+        vec![self.accounts_db(), self.db_path.clone()]
+    }
+
+    /// The key manager for these files, configured from the environment.
+    pub fn key_manager(&self) -> KeyManager {
+        KeyManager::from_env(self.key_file(), self.encrypted_files())
+    }
 }
 
 /// Why the encrypted store could not be opened.
@@ -113,22 +129,18 @@ pub struct Opened {
 }
 
 /// Finds the key (see [`KeyManager`]) and opens the store with it, finishing
-/// a rotation that a crash interrupted.
+/// a rotation that a crash interrupted (see [`rotate_key`]).
 pub fn open_encrypted(config: StoreConfig, keys: &KeyManager) -> Result<Opened, OpenError> {
-    let loaded = keys.load_or_create()?;
-    let pending = keys.pending_key(&loaded.source)?;
-    let (store, outcome) = Store::open(config, loaded.key.clone(), pending.clone())?;
-    if outcome == OpenOutcome::OpenedWithPendingKey {
-        if let Some(pending) = &pending {
-            keys.commit_rotation(&loaded.source, pending)?;
-            tracing::warn!(
-                "finished a key rotation that was interrupted before the new key was stored"
-            );
-        }
-    } else if pending.is_some() {
-        // The database still opens with the current key: the rotation never
-        // re-keyed it, so the pending key is dropped.
-        keys.abort_rotation(&loaded.source);
+    let mut loaded = keys.load_or_create()?;
+    let mut finished_rotation = false;
+    if let Some(pending) = keys.pending_key(&loaded.source)? {
+        finish_rotation(keys, &loaded, &pending, &config.path)?;
+        loaded.key = pending;
+        finished_rotation = true;
+    }
+    let (store, mut outcome) = Store::open(config, loaded.key.clone(), None)?;
+    if finished_rotation && outcome == (OpenOutcome::Opened { created: false }) {
+        outcome = OpenOutcome::OpenedWithPendingKey;
     }
     Ok(Opened {
         store,
@@ -138,26 +150,73 @@ pub fn open_encrypted(config: StoreConfig, keys: &KeyManager) -> Result<Opened, 
     })
 }
 
-/// Replaces the key of the database at `path` (which no process may have
-/// open) and stores the new key where the old one was. Crash-safe: the new
-/// key is stored as pending before the file is re-keyed, and opening
-/// finishes an interrupted rotation.
-pub fn rotate_key(path: &Path, keys: &KeyManager) -> Result<KeySource, OpenError> {
+/// Rolls an interrupted rotation forward: every file the key encrypts (and
+/// `also`) that still opens with the current key is re-keyed to the pending
+/// one, then the pending key becomes the key. A file that opens with
+/// neither is left for [`Store::open`] to move aside. If a re-key fails the
+/// pending key stays, so the next open tries again.
+fn finish_rotation(
+    keys: &KeyManager,
+    loaded: &LoadedKey,
+    pending: &CacheKey,
+    also: &Path,
+) -> Result<(), OpenError> {
+    let mut files: Vec<&Path> = keys.files().iter().map(PathBuf::as_path).collect();
+    if !files.contains(&also) {
+        files.push(also);
+    }
+    for file in files.into_iter().filter(|f| f.exists()) {
+        if !db::opens_with(file, pending) && db::opens_with(file, &loaded.key) {
+            db::rekey(file, &loaded.key, pending)?;
+        }
+    }
+    keys.commit_rotation(&loaded.source, pending)?;
+    tracing::warn!("finished a key rotation that was interrupted before the new key was stored");
+    Ok(())
+}
+
+/// Replaces the key of every file it encrypts ([`KeyManager::files`]; no
+/// process may have them open) and stores the new key where the old one
+/// was. Crash-safe: the new key is stored as pending before any file is
+/// re-keyed, and [`open_encrypted`] rolls an interrupted rotation forward.
+/// A re-key that fails (a file in use, a full disk) puts the files already
+/// re-keyed back on the old key and drops the pending one.
+pub fn rotate_key(keys: &KeyManager) -> Result<KeySource, OpenError> {
     let loaded = keys.load_or_create()?;
     if loaded.source == KeySource::Environment {
         return Err(KeyError::KeyFromEnvironment.into());
     }
-    if !db::opens_with(path, &loaded.key) {
+    let files: Vec<&Path> = keys
+        .files()
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|f| f.exists())
+        .collect();
+    if files.is_empty() {
+        return Err(
+            StoreError::InvalidArgument("there is no encrypted file to rotate".into()).into(),
+        );
+    }
+    if let Some(unreadable) = files.iter().find(|f| !db::opens_with(f, &loaded.key)) {
         return Err(StoreError::Unreadable {
-            path: path.to_path_buf(),
+            path: unreadable.to_path_buf(),
         }
         .into());
     }
     let new = CacheKey::generate();
     keys.begin_rotation(&loaded.source, &new)?;
-    if let Err(e) = db::rekey(path, &loaded.key, &new) {
-        keys.abort_rotation(&loaded.source);
-        return Err(e.into());
+    for (done, file) in files.iter().enumerate() {
+        if let Err(e) = db::rekey(file, &loaded.key, &new) {
+            for back in &files[..done] {
+                if let Err(undo) = db::rekey(back, &new, &loaded.key) {
+                    // Keep the pending key: the next open rolls forward.
+                    tracing::error!(path = %back.display(), error = %undo, "a re-keyed file could not be put back on the old key; the next start finishes the rotation");
+                    return Err(e.into());
+                }
+            }
+            keys.abort_rotation(&loaded.source);
+            return Err(e.into());
+        }
     }
     keys.commit_rotation(&loaded.source, &new)?;
     Ok(loaded.source)

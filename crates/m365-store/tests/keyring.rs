@@ -37,7 +37,7 @@ fn keyring_when_reachable_key_file_when_headless() {
         None,
         Box::new(OsKeyring::new(&service)),
         dir.path().join("cache.key"),
-        db.clone(),
+        vec![db.clone()],
     );
     let opened = open_encrypted(StoreConfig::new(&db), &keys).expect("headless open");
     assert_eq!(
@@ -86,7 +86,7 @@ fn keyring_when_reachable_key_file_when_headless() {
         None,
         Box::new(keyring.clone()),
         dir.path().join("cache.key"),
-        db.clone(),
+        vec![db.clone()],
     );
     let opened = open_encrypted(StoreConfig::new(&db), &keys).expect("open with keyring");
     assert_eq!(opened.key_source, KeySource::Keyring);
@@ -108,7 +108,7 @@ fn keyring_when_reachable_key_file_when_headless() {
 
     // Rotation stores the new key where the old one was: in the keyring.
     drop(again);
-    m365_store::rotate_key(&db, &keys).unwrap();
+    m365_store::rotate_key(&keys).unwrap();
     let rotated = secret_tool_lookup(&service).expect("entry still there");
     assert_ne!(rotated, stored);
     assert!(m365_store::opens_with_key(

@@ -180,13 +180,18 @@ fn rotation_keeps_entries_and_retires_the_old_key_for_file_and_keyring_sources()
             // Unreachable keyring: the key lives in the key file.
             Box::new(Unreachable)
         };
-        let keys = KeyManager::new(None, keyring, dir.path().join("cache.key"), db.clone());
+        let keys = KeyManager::new(
+            None,
+            keyring,
+            dir.path().join("cache.key"),
+            vec![db.clone()],
+        );
         let opened = open_encrypted(StoreConfig::new(&db), &keys).unwrap();
         fill(&opened.store, ACCOUNT, 25, 200);
         drop(opened);
         let old = keys.load_or_create().unwrap().key;
 
-        let source = rotate_key(&db, &keys).unwrap();
+        let source = rotate_key(&keys).unwrap();
         assert_eq!(source == KeySource::Keyring, use_keyring);
         let new = keys.load_or_create().unwrap().key;
         assert_ne!(old, new);
@@ -232,7 +237,7 @@ fn an_interrupted_rotation_is_finished_on_the_next_open() {
         None,
         Box::new(MemoryKeyring::default()),
         dir.path().join("cache.key"),
-        db.clone(),
+        vec![db.clone()],
     );
     let opened = open_encrypted(StoreConfig::new(&db), &keys).unwrap();
     fill(&opened.store, ACCOUNT, 5, 100);
@@ -242,20 +247,7 @@ fn an_interrupted_rotation_is_finished_on_the_next_open() {
     // the pending copy exists and the file is keyed with it.
     let new = CacheKey::generate();
     keys.begin_rotation(&old.source, &new).unwrap();
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(&format!(
-            "PRAGMA key = \"x'{}'\";",
-            hex::encode(old.key.as_bytes())
-        ))
-        .unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-        conn.execute_batch(&format!(
-            "PRAGMA rekey = \"x'{}'\";",
-            hex::encode(new.as_bytes())
-        ))
-        .unwrap();
-    }
+    rekey_by_hand(&db, &old.key, &new);
     let opened = open_encrypted(StoreConfig::new(&db), &keys).unwrap();
     assert_eq!(opened.outcome, OpenOutcome::OpenedWithPendingKey);
     assert!(
@@ -275,6 +267,139 @@ fn an_interrupted_rotation_is_finished_on_the_next_open() {
         unreadable_files(dir.path()).is_empty(),
         "nothing was moved aside"
     );
+}
+
+/// Two files under one key, as the server keeps them: accounts and cache.
+fn two_files(dir: &Path) -> (KeyManager, [std::path::PathBuf; 2]) {
+    let files = [dir.join("accounts.db"), dir.join("cache.db")];
+    let keys = KeyManager::new(
+        None,
+        Box::new(MemoryKeyring::default()),
+        dir.join("cache.key"),
+        files.to_vec(),
+    );
+    for (i, file) in files.iter().enumerate() {
+        let opened = open_encrypted(StoreConfig::new(file), &keys).unwrap();
+        fill(&opened.store, ACCOUNT, 3 + i, 100);
+    }
+    (keys, files)
+}
+
+fn rekey_by_hand(file: &Path, old: &CacheKey, new: &CacheKey) {
+    let conn = rusqlite::Connection::open(file).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(old.as_bytes())
+    ))
+    .unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA rekey = \"x'{}'\";",
+        hex::encode(new.as_bytes())
+    ))
+    .unwrap();
+}
+
+/// Each of [`two_files`] opens with `key`, as it is, holding its entries.
+fn assert_all_open_with(keys: &KeyManager, files: &[std::path::PathBuf], key: &CacheKey) {
+    for (i, file) in files.iter().enumerate() {
+        assert!(opens_with_key(file, key), "{}", file.display());
+        let opened = open_encrypted(StoreConfig::new(file), keys).unwrap();
+        assert_eq!(opened.outcome, OpenOutcome::Opened { created: false });
+        let last = format!("msg-{}", 2 + i);
+        assert!(
+            opened
+                .store
+                .get(&message_key(ACCOUNT, &last))
+                .unwrap()
+                .is_some(),
+            "{}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn rotation_re_keys_every_file_the_key_encrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, files) = two_files(dir.path());
+    let old = keys.load_or_create().unwrap().key;
+    rotate_key(&keys).unwrap();
+    let new = keys.load_or_create().unwrap().key;
+    assert_ne!(old, new);
+    for file in &files {
+        assert!(!opens_with_key(file, &old), "{}", file.display());
+    }
+    assert_all_open_with(&keys, &files, &new);
+    assert!(unreadable_files(dir.path()).is_empty());
+}
+
+#[test]
+fn rotation_refuses_a_file_another_process_has_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, files) = two_files(dir.path());
+    let old = keys.load_or_create().unwrap();
+    // A running server: the cache file open in WAL mode (the accounts file,
+    // first in line, is free, so the rotation has to undo it).
+    let running = open_encrypted(StoreConfig::new(&files[1]), &keys).unwrap();
+    let err = rotate_key(&keys).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, m365_store::OpenError::Store(StoreError::InUse { .. })),
+        "{text}"
+    );
+    assert!(
+        text.contains("cache.db") && text.contains("another process"),
+        "{text}"
+    );
+    assert_eq!(keys.load_or_create().unwrap().key, old.key, "the key stays");
+    assert_eq!(
+        keys.pending_key(&old.source).unwrap(),
+        None,
+        "no pending key left"
+    );
+    for file in &files {
+        assert!(opens_with_key(file, &old.key), "{}", file.display());
+    }
+    // The running store still reads and writes.
+    assert!(
+        running
+            .store
+            .get(&message_key(ACCOUNT, "msg-3"))
+            .unwrap()
+            .is_some()
+    );
+    fill(&running.store, ACCOUNT, 5, 100);
+    drop(running);
+    rotate_key(&keys).unwrap();
+    for file in &files {
+        assert!(!opens_with_key(file, &old.key), "{}", file.display());
+    }
+}
+
+#[test]
+fn an_interrupted_rotation_of_two_files_is_rolled_forward_from_either_file() {
+    for open_first in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, files) = two_files(dir.path());
+        let old = keys.load_or_create().unwrap();
+        // A crash after the first file was re-keyed: the pending key is
+        // stored, the accounts file has it, the cache still has the old key.
+        let new = CacheKey::generate();
+        keys.begin_rotation(&old.source, &new).unwrap();
+        rekey_by_hand(&files[0], &old.key, &new);
+
+        let opened = open_encrypted(StoreConfig::new(&files[open_first]), &keys).unwrap();
+        assert_eq!(opened.outcome, OpenOutcome::OpenedWithPendingKey);
+        drop(opened);
+        assert_eq!(keys.load_or_create().unwrap().key, new);
+        assert_eq!(keys.pending_key(&old.source).unwrap(), None);
+        assert_all_open_with(&keys, &files, &new);
+        assert!(
+            unreadable_files(dir.path()).is_empty(),
+            "nothing moved aside"
+        );
+    }
 }
 
 #[test]
