@@ -243,7 +243,7 @@ pub async fn cached_read(
                     && entry.freshness == Freshness::Fresh
                 {
                     cache.unlock_flight(&key, lock).await;
-                    return from_entry(&entry, "fresh").map(Answer::Value);
+                    return hit(app, &key, &entry, "fresh");
                 }
                 Some(lock)
             }
@@ -253,7 +253,7 @@ pub async fn cached_read(
                     && let Ok(Some(entry)) = cache.get(&key).await
                     && entry.freshness == Freshness::Fresh
                 {
-                    return from_entry(&entry, "fresh").map(Answer::Value);
+                    return hit(app, &key, &entry, "fresh");
                 }
                 None
             }
@@ -387,6 +387,27 @@ pub fn schedule_refresh(app: &App, tool: &str, account_id: &str, canonical: &Val
             Err(e) => tracing::warn!(error = %e, "could not queue a background refresh"),
         }
     });
+}
+
+/// Removes the entries whose key matches a `*` pattern (the
+/// `cache_invalidate` tool), optionally of one account. The memo of
+/// rendered hits never serves an entry the store no longer holds; what it
+/// held for them is dropped too, only to free the memory.
+pub async fn invalidate_pattern(
+    app: &App,
+    cache: &CacheBackend,
+    pattern: &str,
+    account_id: Option<&str>,
+    reason: &str,
+) -> Result<u64, crate::backend::CacheError> {
+    let removed = cache
+        .invalidate_pattern(pattern, account_id, reason)
+        .await?;
+    match account_id {
+        Some(account) => app.cache_runtime.rendered.forget_account(account),
+        None => app.cache_runtime.rendered.clear(),
+    }
+    Ok(removed)
 }
 
 /// Removes what a write changed, in the same call, before it answers.

@@ -122,20 +122,16 @@ pub fn run(command: CacheCommand, paths: &Paths) -> anyhow::Result<()> {
             println!("invalidated {n} entries");
         }
         CacheCommand::RotateKey => {
-            let keys = paths.key_manager();
-            let files: Vec<_> = keys
-                .files()
+            let rotation = m365_store::rotate_key(&paths.key_manager())
+                .context("cannot rotate the cache key")?;
+            let names: Vec<String> = rotation
+                .files
                 .iter()
-                .filter(|f| f.exists())
-                .cloned()
+                .map(|f| f.display().to_string())
                 .collect();
-            if files.is_empty() {
-                anyhow::bail!("no cache at {} to rotate", paths.db_path.display());
-            }
-            let source = m365_store::rotate_key(&keys).context("cannot rotate the cache key")?;
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             println!(
-                "re-encrypted with a new key, stored in the {source}: {}; the old key no longer opens them",
+                "re-encrypted with a new key, stored in the {}: {}; the old key no longer opens them",
+                rotation.source,
                 names.join(", ")
             );
         }

@@ -485,7 +485,7 @@ pub(crate) fn rekey(path: &Path, old: &CacheKey, new: &CacheKey) -> Result<(), S
     // process would leave it reading pages it can no longer decrypt.
     let mode: String = conn
         .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
-        .map_err(|e| match crate::error::sqlite_code(&e) {
+        .map_err(|e| match sqlite_code(&e) {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 in_use(path)
             }

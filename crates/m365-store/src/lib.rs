@@ -181,16 +181,16 @@ fn finish_rotation(
 /// re-keyed, and [`open_encrypted`] rolls an interrupted rotation forward.
 /// A re-key that fails (a file in use, a full disk) puts the files already
 /// re-keyed back on the old key and drops the pending one.
-pub fn rotate_key(keys: &KeyManager) -> Result<KeySource, OpenError> {
+pub fn rotate_key(keys: &KeyManager) -> Result<Rotation, OpenError> {
     let loaded = keys.load_or_create()?;
     if loaded.source == KeySource::Environment {
         return Err(KeyError::KeyFromEnvironment.into());
     }
-    let files: Vec<&Path> = keys
+    let files: Vec<PathBuf> = keys
         .files()
         .iter()
-        .map(PathBuf::as_path)
         .filter(|f| f.exists())
+        .cloned()
         .collect();
     if files.is_empty() {
         return Err(
@@ -219,7 +219,19 @@ pub fn rotate_key(keys: &KeyManager) -> Result<KeySource, OpenError> {
         }
     }
     keys.commit_rotation(&loaded.source, &new)?;
-    Ok(loaded.source)
+    Ok(Rotation {
+        source: loaded.source,
+        files,
+    })
+}
+
+/// What [`rotate_key`] did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// Where the new key is stored (where the old one was).
+    pub source: KeySource,
+    /// The files re-encrypted with it.
+    pub files: Vec<PathBuf>,
 }
 
 /// Encrypts the plain SQLite database at `plain` in place with the cache key

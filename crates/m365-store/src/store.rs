@@ -990,7 +990,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        write_back_access(&tx, &access)?;
+        entries::record_reads(&tx, &access)?;
         write_back_counters(&tx, &counters)?;
         tx.commit().map_err(classify)?;
         Ok(())
@@ -1065,7 +1065,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        write_back_access(&tx, &access)?;
+        entries::record_reads(&tx, &access)?;
         let expired = entries::ids_where(
             &tx,
             "SELECT id FROM entry_meta WHERE expires_at < ?1",
@@ -1292,19 +1292,11 @@ impl Drop for Inner {
         let conn = lock(&self.writer);
         let _ = (|| -> rusqlite::Result<()> {
             let tx = conn.unchecked_transaction()?;
-            write_back_access(&tx, &access)?;
+            entries::record_reads(&tx, &access)?;
             write_back_counters(&tx, &counters)?;
             tx.commit()
         })();
     }
-}
-
-/// Adds read times and hit counts kept in memory to their entries.
-fn write_back_access(
-    tx: &rusqlite::Transaction<'_>,
-    access: &[(i64, (i64, u64))],
-) -> rusqlite::Result<()> {
-    entries::record_reads(tx, access)
 }
 
 /// Adds counter deltas kept in memory to the stats table.

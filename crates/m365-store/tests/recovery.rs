@@ -191,7 +191,7 @@ fn rotation_keeps_entries_and_retires_the_old_key_for_file_and_keyring_sources()
         drop(opened);
         let old = keys.load_or_create().unwrap().key;
 
-        let source = rotate_key(&keys).unwrap();
+        let source = rotate_key(&keys).unwrap().source;
         assert_eq!(source == KeySource::Keyring, use_keyring);
         let new = keys.load_or_create().unwrap().key;
         assert_ne!(old, new);

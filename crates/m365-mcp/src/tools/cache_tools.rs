@@ -184,16 +184,15 @@ async fn invalidate(app: Arc<App>, p: InvalidateParams) -> ToolResult {
         Some(a) => Some(app.accounts.resolve(Some(a))?.account_id),
         None => None,
     };
-    let removed = store
-        .invalidate_pattern(p.pattern.trim(), account.as_deref(), &p.reason)
-        .await
-        .map_err(unavailable)?;
-    // Rendered hits are checked against the store on every call; this only
-    // frees what they held.
-    match account.as_deref() {
-        Some(account) => app.cache_runtime.rendered.forget_account(account),
-        None => app.cache_runtime.rendered.clear(),
-    }
+    let removed = crate::cache::invalidate_pattern(
+        &app,
+        store,
+        p.pattern.trim(),
+        account.as_deref(),
+        &p.reason,
+    )
+    .await
+    .map_err(unavailable)?;
     Ok(json!({
         "entries_deleted": removed,
         "pattern": p.pattern.trim(),
